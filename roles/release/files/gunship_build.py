@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Build a release artifact on the control node: the app's wheel and its wheelhouse.
+
+Hosts never build and never reach a package index: they receive a wheel built here once per
+run, and a wheelhouse of every dependency resolved for *their* Python and platform.
+
+    gunship_build.py wheel SOURCE_DIR OUT_DIR
+    gunship_build.py wheelhouse WHEEL OUT_DIR --python 3.11 --machine x86_64 --glibc 2.36 \
+        [--requirement SPEC]... [--constraints FILE]
+
+Each prints one JSON object on stdout; errors go to stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+# Reproducible wheels: zip entries get this timestamp instead of the files' mtimes, so the same
+# source gives the same sha256 and a redeploy of unchanged code is recognised as a no-op.
+SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can hold
+
+# Never copied into the clean build tree: stale `build/` output is how deleted modules
+# sneak back into a setuptools wheel.
+IGNORED = shutil.ignore_patterns(
+    ".git", ".hg", ".venv", "venv", ".tox", ".nox", "build", "dist", "*.egg-info",
+    "__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules",
+)
+
+OLDEST_MANYLINUX_MINOR = 5
+LOCK_NAME = "requirements.lock"
+
+
+class BuildError(Exception):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def top_level_modules(wheel: Path) -> list[str]:
+    """Importable top-level names a wheel installs (packages and single-file modules)."""
+    names: set[str] = set()
+    with zipfile.ZipFile(wheel) as archive:
+        for entry in archive.namelist():
+            head = entry.split("/", 1)[0]
+            if head.endswith((".dist-info", ".data")):
+                continue
+            if "/" in entry or head.endswith(".py"):
+                names.add(head.removesuffix(".py"))
+            elif re.search(r"\.(so|pyd)$", head):
+                names.add(head.split(".", 1)[0])
+    return sorted(names)
+
+
+def wheel_metadata(wheel: Path) -> tuple[str, str]:
+    with zipfile.ZipFile(wheel) as archive:
+        meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        text = archive.read(meta).decode()
+    fields = dict(re.findall(r"^(Name|Version): (.+)$", text, flags=re.MULTILINE))
+    return fields["Name"].strip(), fields["Version"].strip()
+
+
+def build_wheel(source: Path, out: Path) -> dict[str, object]:
+    if not (source / "pyproject.toml").is_file() and not (source / "setup.py").is_file():
+        raise BuildError(f"{source} has neither pyproject.toml nor setup.py: not a Python project")
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.whl"):
+        old.unlink()
+    with tempfile.TemporaryDirectory(prefix="gunship-build-") as scratch:
+        tree = Path(scratch) / "src"
+        shutil.copytree(source, tree, ignore=IGNORED, symlinks=True)
+        env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "PYTHONHASHSEED": "0"}
+        run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(tree)], env=env)
+    wheels = sorted(out.glob("*.whl"))
+    if len(wheels) != 1:
+        raise BuildError(f"expected one wheel in {out}, found {[w.name for w in wheels]}")
+    wheel = wheels[0]
+    name, version = wheel_metadata(wheel)
+    return {
+        "wheel": str(wheel),
+        "name": name,
+        "version": version,
+        "sha256": sha256_of(wheel),
+        "modules": top_level_modules(wheel),
+    }
+
+
+def pip_platforms(machine: str, glibc: str) -> list[str]:
+    """Platform tags a glibc Linux host accepts, newest first (what pip computes on the host)."""
+    match = re.fullmatch(r"(\d+)\.(\d+)", glibc)
+    if not match or match.group(1) != "2":
+        raise BuildError(f"unsupported glibc version {glibc!r}: expected 2.N")
+    minor = int(match.group(2))
+    tags = [f"manylinux_2_{m}_{machine}" for m in range(minor, OLDEST_MANYLINUX_MINOR - 1, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags += [f"{alias}_{machine}" for m, alias in legacy.items() if m <= minor]
+    return [*tags, f"linux_{machine}"]
+
+
+def build_wheelhouse(
+    wheel: Path,
+    out: Path,
+    python: str,
+    machine: str,
+    glibc: str,
+    requirements: Sequence[str],
+    constraints: Path | None,
+) -> dict[str, object]:
+    if not re.fullmatch(r"3\.\d+", python):
+        raise BuildError(f"unsupported target Python {python!r}: expected 3.N")
+    out.mkdir(parents=True, exist_ok=True)
+    abi = "cp" + python.replace(".", "")
+    command = [
+        sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+        "--dest", str(out), "--only-binary=:all:",
+        "--python-version", python, "--implementation", "cp",
+        "--abi", abi, "--abi", "abi3", "--abi", "none",
+    ]
+    for platform in pip_platforms(machine, glibc):
+        command += ["--platform", platform]
+    if constraints is not None:
+        command += ["--constraint", str(constraints)]
+    # Keep only what this resolution needs: an earlier run's leftovers must not
+    # change the digest or end up on a host.
+    with tempfile.TemporaryDirectory(prefix="gunship-wheelhouse-") as scratch:
+        command[command.index(str(out))] = scratch
+        run([*command, str(wheel), *requirements])
+        for old in out.glob("*.whl"):
+            old.unlink()
+        for fresh in Path(scratch).glob("*.whl"):
+            shutil.move(str(fresh), out / fresh.name)
+    files = {path.name: sha256_of(path) for path in sorted(out.glob("*.whl"))}
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    (out / LOCK_NAME).write_text(hashed_requirements(files))
+    return {"dir": str(out), "files": files, "digest": digest, "lock": LOCK_NAME}
+
+
+def hashed_requirements(files: dict[str, str]) -> str:
+    """A pip requirements file pinning every wheel by version and sha256, for --require-hashes."""
+    lines = []
+    for filename, sha256 in sorted(files.items()):
+        name, version = filename.split("-")[:2]
+        lines.append(f"{name}=={version} --hash=sha256:{sha256}")
+    return "\n".join(lines) + "\n"
+
+
+def run(command: list[str], env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
+        raise BuildError(f"{' '.join(command[:5])} ... failed (exit {result.returncode}):\n{tail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    wheel = commands.add_parser("wheel", help="build the app's wheel reproducibly")
+    wheel.add_argument("source", type=Path)
+    wheel.add_argument("out", type=Path)
+    house = commands.add_parser("wheelhouse", help="download every dependency for a target")
+    house.add_argument("wheel", type=Path)
+    house.add_argument("out", type=Path)
+    house.add_argument("--python", required=True)
+    house.add_argument("--machine", required=True)
+    house.add_argument("--glibc", required=True)
+    house.add_argument("--requirement", action="append", default=[])
+    house.add_argument("--constraints", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "wheel":
+            result = build_wheel(args.source.resolve(), args.out.resolve())
+        else:
+            result = build_wheelhouse(
+                args.wheel.resolve(), args.out.resolve(), args.python, args.machine,
+                args.glibc, args.requirement, args.constraints,
+            )
+    except BuildError as error:
+        print(f"gunship_build: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

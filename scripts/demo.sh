@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Start the sandbox host of inventories/local (a Debian 12 systemd container), deploy the
+# example app onto it, and print where it answers through Nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+name=gunship-demo
+port="${GUNSHIP_DEMO_PORT:-8080}"
+image=localhost/gunship-debian:bookworm
+
+scripts/build-test-image.sh bookworm
+
+if [ "$(podman container inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" != true ]; then
+  podman rm -f "$name" >/dev/null 2>&1 || true
+  echo "demo: starting $name, Nginx published on 127.0.0.1:$port"
+  podman run -d --name "$name" --hostname "$name" --systemd=always \
+    --publish "127.0.0.1:$port:80" "$image" /lib/systemd/systemd >/dev/null
+fi
+
+for _ in $(seq 60); do
+  state=$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)
+  case "$state" in running|degraded) break ;; esac
+  sleep 1
+done
+
+.venv/bin/ansible-playbook playbooks/deploy.yml -i inventories/local "$@"
+
+url="http://127.0.0.1:$port/"
+curl --fail --silent --show-error --max-time 10 "$url" >/dev/null
+echo
+echo "demo: the example app answers through Nginx at $url"
+echo "demo: stop it with: podman rm -f $name"
