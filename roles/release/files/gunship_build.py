@@ -33,8 +33,21 @@ SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can
 # Never copied into the clean build tree: stale `build/` output is how deleted modules
 # sneak back into a setuptools wheel.
 IGNORED = shutil.ignore_patterns(
-    ".git", ".hg", ".venv", "venv", ".tox", ".nox", "build", "dist", "*.egg-info",
-    "__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules",
+    ".git",
+    ".hg",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    "node_modules",
 )
 
 OLDEST_MANYLINUX_MINOR = 5
@@ -127,10 +140,24 @@ def build_wheelhouse(
     out.mkdir(parents=True, exist_ok=True)
     abi = "cp" + python.replace(".", "")
     command = [
-        sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-        "--dest", str(out), "--only-binary=:all:",
-        "--python-version", python, "--implementation", "cp",
-        "--abi", abi, "--abi", "abi3", "--abi", "none",
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--dest",
+        str(out),
+        "--only-binary=:all:",
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        "--abi",
+        abi,
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
     ]
     for platform in pip_platforms(machine, glibc):
         command += ["--platform", platform]
@@ -187,8 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = build_wheel(args.source.resolve(), args.out.resolve())
         else:
             result = build_wheelhouse(
-                args.wheel.resolve(), args.out.resolve(), args.python, args.machine,
-                args.glibc, args.requirement, args.constraints,
+                args.wheel.resolve(),
+                args.out.resolve(),
+                args.python,
+                args.machine,
+                args.glibc,
+                args.requirement,
+                args.constraints,
             )
     except BuildError as error:
         print(f"gunship_build: {error}", file=sys.stderr)

@@ -12,7 +12,7 @@ import socket
 import time
 from importlib.metadata import version
 
-from flask import Flask, abort, jsonify, render_template_string, request
+from flask import Flask, Response, abort, jsonify, render_template_string, request
 
 __all__ = ["create_app"]
 
@@ -63,15 +63,15 @@ def create_app() -> Flask:
         )
 
     @app.get("/healthz")
-    def healthz():
+    def healthz() -> Response:
         return jsonify(status="ok")
 
     @app.get("/version")
-    def version_info():
+    def version_info() -> Response:
         return jsonify(version=package_version, release=release_id(), host=socket.gethostname())
 
     @app.get("/cpu")
-    def cpu():
+    def cpu() -> Response:
         rounds = int(_bounded_number("rounds", 200_000, CPU_MAX_ROUNDS, int))
         started = time.perf_counter()
         digest = b"gunship"
@@ -80,7 +80,7 @@ def create_app() -> Flask:
         return jsonify(rounds=rounds, digest=digest.hex(), seconds=time.perf_counter() - started)
 
     @app.get("/io")
-    def io():
+    def io() -> Response:
         seconds = _bounded_number("seconds", 1.0, IO_MAX_SECONDS)
         time.sleep(seconds)
         return jsonify(slept=seconds)

@@ -1,0 +1,54 @@
+# Gunship: `make demo` deploys the example app into a local container; `make test` runs
+# every test. Both set up what they need on a fresh machine first.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_HOME := $(CURDIR)/.ansible
+export ANSIBLE_FORCE_COLOR ?= 0
+PYTHON ?= python3
+DISTROS := bookworm trixie
+
+.PHONY: help host venv images demo demo-down test unit lint molecule clean
+
+help:
+	@echo "make demo      set up, start the sandbox container, deploy the example app"
+	@echo "make test      set up, then unit tests, lint and every Molecule scenario"
+	@echo "make unit | lint | molecule    one part of the tests"
+	@echo "make demo-down remove the sandbox container"
+
+host:
+	scripts/host-setup.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt examples/flaskapp/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -e examples/flaskapp
+	touch $@
+
+images: host
+	for distro in $(DISTROS); do scripts/build-test-image.sh $$distro; done
+
+demo: host venv
+	scripts/demo.sh
+
+demo-down:
+	podman rm -f gunship-demo
+
+test: host venv images unit lint molecule
+
+unit: venv
+	pytest -q -p no:cacheprovider tests examples/flaskapp/tests
+
+lint: venv
+	ruff check .
+	ruff format --check .
+	yamllint --strict .
+	ansible-lint
+
+molecule: venv images
+	molecule test --all
+
+clean:
+	rm -rf $(VENV) .ansible

@@ -1,0 +1,86 @@
+"""New releases: a bumped version becomes a new release that is served; old ones are kept up
+to release_keep_releases, never the live one or the one before it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import testinfra
+from conftest import PORTS, PROJECT, ROOT, deploy, fetch, live_record
+
+
+def versioned_source(tmp: Path, version: str) -> Path:
+    source = tmp / f"flaskapp-{version}"
+    shutil.copytree(
+        PROJECT / "examples" / "flaskapp",
+        source,
+        ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"),
+    )
+    pyproject = source / "pyproject.toml"
+    pyproject.write_text(
+        re.sub(
+            r'^version = ".*"$', f'version = "{version}"', pyproject.read_text(), count=1, flags=re.MULTILINE
+        )
+    )
+    return source
+
+
+def releases(node: testinfra.host.Host) -> set[str]:
+    return set(node.check_output(f"ls -1 {ROOT}/releases").split())
+
+
+def records(node: testinfra.host.Host) -> dict[str, dict]:
+    return {
+        rid: json.loads(node.file(f"{ROOT}/releases/{rid}/release.json").content_string)
+        for rid in releases(node)
+    }
+
+
+@pytest.fixture(scope="module")
+def nodes() -> dict[str, testinfra.host.Host]:
+    return {name: testinfra.get_host(f"podman://{name}") for name in PORTS}
+
+
+@pytest.fixture(scope="module")
+def second_release(nodes, tmp_path_factory):
+    """Deploy version 1.1.0 over whatever is live; return what was live before."""
+    before = {name: live_record(node) for name, node in nodes.items()}
+    kept = {name: releases(node) for name, node in nodes.items()}
+    run = deploy(
+        "--extra-vars",
+        json.dumps({"app_source": str(versioned_source(tmp_path_factory.mktemp("src"), "1.1.0"))}),
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return before, kept
+
+
+@pytest.mark.parametrize("name", list(PORTS))
+def test_new_version_is_a_new_release_that_is_served(second_release, nodes, name: str) -> None:
+    before, kept = second_release
+    node = nodes[name]
+    record = live_record(node)
+    assert record["version"] == "1.1.0"
+    assert record["id"] != before[name]["id"]
+    assert record["previous"] == before[name]["id"]
+    assert releases(node) == kept[name] | {record["id"]}
+    served = fetch(name, "/version").json()
+    assert (served["version"], served["release"]) == ("1.1.0", record["id"])
+
+
+def test_release_ids_are_the_same_on_every_host(second_release, nodes) -> None:
+    assert len({live_record(node)["id"] for node in nodes.values()}) == 1
+
+
+def test_pruning_keeps_the_live_and_previous_releases(second_release, nodes, tmp_path_factory) -> None:
+    source = versioned_source(tmp_path_factory.mktemp("src"), "1.2.0")
+    run = deploy("--extra-vars", json.dumps({"app_source": str(source), "release_keep_releases": 2}))
+    assert run.returncode == 0, run.stdout + run.stderr
+    for name, node in nodes.items():
+        kept = records(node)
+        assert sorted(r["version"] for r in kept.values()) == ["1.1.0", "1.2.0"]
+        assert live_record(node)["version"] == "1.2.0"
+        assert fetch(name, "/version").json()["version"] == "1.2.0"

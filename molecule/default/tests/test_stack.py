@@ -1,0 +1,94 @@
+"""The deployed stack, as a user meets it: pages through Nginx, Gunicorn under systemd."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import testinfra
+from conftest import APP, ROOT, UNIT, fetch, journal, live_record
+
+
+@pytest.mark.parametrize("unit", ["nginx.service", f"{UNIT}.socket", f"{UNIT}.service"])
+def test_units_are_active_and_enabled(node: testinfra.host.Host, unit: str) -> None:
+    service = node.service(unit)
+    assert service.is_running, journal(node, unit)
+    assert service.is_enabled
+
+
+def gunicorn_master(node: testinfra.host.Host) -> int:
+    pid = int(node.check_output(f"systemctl show -p MainPID --value {UNIT}.service"))
+    assert pid > 0, journal(node, UNIT)
+    return pid
+
+
+def test_worker_count_is_twice_the_cores_plus_one(node: testinfra.host.Host) -> None:
+    cores = int(node.check_output("nproc"))
+    workers = node.check_output(f"ps --no-headers -o pid --ppid {gunicorn_master(node)}").split()
+    assert len(workers) == 2 * cores + 1
+
+
+def test_app_processes_run_as_the_app_user(node: testinfra.host.Host) -> None:
+    master = gunicorn_master(node)
+    users = node.check_output(f"ps --no-headers -o user:32 -p {master} --ppid {master}").split()
+    assert users and set(users) == {APP}
+
+
+def test_socket_belongs_to_the_app_and_the_web_server_only(node: testinfra.host.Host) -> None:
+    sock = node.file(f"/run/{APP}/gunicorn.sock")
+    assert sock.is_socket
+    assert (sock.user, sock.group, sock.mode) == (APP, "www-data", 0o660)
+
+
+def test_front_page_is_served_through_nginx(container: str, node: testinfra.host.Host) -> None:
+    page = fetch(container, "/")
+    assert page.status == 200
+    assert page.headers["server"].startswith("nginx")
+    assert f'<span id="version">{live_record(node)["version"]}</span>' in page.body
+    assert 'href="/static/style.css"' in page.body
+
+
+def test_health_check_answers(container: str) -> None:
+    answer = fetch(container, "/healthz")
+    assert answer.status == 200
+    assert answer.json() == {"status": "ok"}
+
+
+def test_stylesheet_is_served_by_nginx_not_gunicorn(container: str, node: testinfra.host.Host) -> None:
+    marker = uuid.uuid4().hex
+    css = fetch(container, f"/static/style.css?probe={marker}")
+    assert css.status == 200
+    assert css.headers["content-type"] == "text/css"
+    assert "max-age=2592000" in css.headers["cache-control"]
+    # The page itself does reach Gunicorn, whose access log is in the journal.
+    fetch(container, f"/?probe={marker}")
+    node.run("journalctl --sync")
+    app_log = node.check_output(f"journalctl -u {UNIT} --no-pager -o cat")
+    assert f"/?probe={marker}" in app_log
+    assert f"/static/style.css?probe={marker}" not in app_log
+    assert f"/static/style.css?probe={marker}" in node.file("/var/log/nginx/access.log").content_string
+
+
+def test_unknown_host_gets_no_answer(container: str) -> None:
+    with pytest.raises(ConnectionError):
+        fetch(container, "/", host_header="not-this-site.example")
+
+
+def test_current_points_at_the_release_it_describes(container: str, node: testinfra.host.Host) -> None:
+    current = node.file(f"{ROOT}/current")
+    assert current.is_symlink
+    record = live_record(node)
+    assert current.linked_to == f"{ROOT}/releases/{record['id']}"
+    wheel = node.file(f"{current.linked_to}/wheels/{record['wheel']}")
+    assert wheel.sha256sum == record["wheel_sha256"]
+    assert fetch(container, "/version").json()["release"] == record["id"]
+    assert fetch(container, "/version").json()["version"] == record["version"]
+
+
+def test_code_and_env_file_are_out_of_the_apps_reach(node: testinfra.host.Host) -> None:
+    release = node.file(f"{ROOT}/current").linked_to
+    for path in (release, f"{release}/venv", f"{release}/venv/bin/python"):
+        assert node.file(path).user == "root"
+    env = node.file(f"{ROOT}/shared/env")
+    assert (env.user, env.group, env.mode) == ("root", APP, 0o640)
+    assert not node.run(f"runuser -u {APP} -- touch {release}/venv/intruder").succeeded

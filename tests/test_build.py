@@ -1,0 +1,127 @@
+"""The control node's artifact: a reproducible wheel and a wheelhouse for the target's
+Python and platform, which hosts install with --no-index --require-hashes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+SCRIPT = PROJECT / "roles" / "release" / "files" / "gunship_build.py"
+EXAMPLE = PROJECT / "examples" / "flaskapp"
+
+spec = importlib.util.spec_from_file_location("gunship_build", SCRIPT)
+assert spec and spec.loader
+gunship_build = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gunship_build)
+
+
+def run(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, SCRIPT, *map(str, args)], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    result = run("wheel", EXAMPLE, tmp_path_factory.mktemp("dist"))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_wheel_names_the_package_and_its_modules(wheel: dict) -> None:
+    assert (wheel["name"], wheel["version"]) == ("gunship-example", "1.0.0")
+    assert wheel["modules"] == ["gunship_example"]
+    with zipfile.ZipFile(wheel["wheel"]) as archive:
+        assert "gunship_example/static/style.css" in archive.namelist()
+
+
+def test_same_source_builds_the_same_wheel(wheel: dict, tmp_path: Path) -> None:
+    again = json.loads(run("wheel", EXAMPLE, tmp_path).stdout)
+    assert again["sha256"] == wheel["sha256"]
+
+
+def test_stale_build_output_in_the_source_tree_never_reaches_the_wheel(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    subprocess.run(["cp", "-r", EXAMPLE, source], check=True)
+    stale = source / "build" / "lib" / "gunship_example"
+    stale.mkdir(parents=True)
+    (stale / "deleted_module.py").write_text("raise SystemExit('stale')\n")
+    built = json.loads(run("wheel", source, tmp_path / "dist").stdout)
+    with zipfile.ZipFile(built["wheel"]) as archive:
+        assert not [n for n in archive.namelist() if "deleted_module" in n]
+
+
+def test_a_directory_that_is_no_python_project_is_refused(tmp_path: Path) -> None:
+    result = run("wheel", tmp_path, tmp_path / "dist")
+    assert result.returncode == 1
+    assert "neither pyproject.toml nor setup.py" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "glibc, expected_first, expected_last",
+    [("2.36", "manylinux_2_36_x86_64", "linux_x86_64"), ("2.17", "manylinux_2_17_x86_64", "linux_x86_64")],
+)
+def test_platforms_cover_every_older_manylinux(glibc: str, expected_first: str, expected_last: str) -> None:
+    tags = gunship_build.pip_platforms("x86_64", glibc)
+    assert tags[0] == expected_first and tags[-1] == expected_last
+    assert "manylinux2014_x86_64" in tags and "manylinux_2_5_x86_64" in tags
+    assert "manylinux_2_37_x86_64" not in tags
+
+
+def test_musl_or_unknown_libc_is_refused() -> None:
+    with pytest.raises(gunship_build.BuildError, match="unsupported glibc"):
+        gunship_build.pip_platforms("x86_64", "musl")
+
+
+def test_wheelhouse_targets_the_hosts_python_not_the_control_nodes(wheel: dict, tmp_path: Path) -> None:
+    result = run(
+        "wheelhouse",
+        wheel["wheel"],
+        tmp_path,
+        "--python",
+        "3.13",
+        "--machine",
+        "x86_64",
+        "--glibc",
+        "2.41",
+        "--requirement",
+        "gunicorn>=23,<28",
+    )
+    assert result.returncode == 0, result.stderr
+    house = json.loads(result.stdout)
+    names = set(house["files"])
+    assert any(n.startswith("gunicorn-") for n in names)
+    assert any(n.startswith("gunship_example-1.0.0-") for n in names)
+    # MarkupSafe has compiled wheels: the one for CPython 3.13 on glibc, whatever runs here.
+    markupsafe = [n for n in names if n.startswith("markupsafe-")]
+    assert len(markupsafe) == 1 and "-cp313-cp313-" in markupsafe[0] and "manylinux" in markupsafe[0]
+    lock = (tmp_path / house["lock"]).read_text().splitlines()
+    assert len(lock) == len(names)
+    assert all(" --hash=sha256:" in line for line in lock)
+
+
+def test_wheelhouse_holds_only_the_latest_resolution(wheel: dict, tmp_path: Path) -> None:
+    args = [
+        "wheelhouse",
+        wheel["wheel"],
+        tmp_path,
+        "--python",
+        "3.11",
+        "--machine",
+        "x86_64",
+        "--glibc",
+        "2.36",
+    ]
+    first = json.loads(run(*args, "--requirement", "gevent").stdout)
+    second = json.loads(run(*args).stdout)
+    assert any(n.startswith("gevent-") for n in first["files"])
+    assert not any(n.startswith("gevent-") for n in second["files"])
+    assert sorted(p.name for p in tmp_path.glob("*.whl")) == sorted(second["files"])
+    assert first["digest"] != second["digest"]

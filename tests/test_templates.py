@@ -1,0 +1,208 @@
+"""The canonical templates render to configs that the real tools accept, with Gunship's
+defaults and with the settings a user changes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from render import render, role_defaults
+
+GUNICORN_CONF = "etc/gunship/app/gunicorn.conf.py.j2"
+SERVICE = "etc/systemd/system/gunicorn-app.service.j2"
+SOCKET = "etc/systemd/system/gunicorn-app.socket.j2"
+SITE = "etc/nginx/sites-available/app.conf.j2"
+DEFAULT_SITE = "etc/nginx/sites-available/default-drop.conf.j2"
+VENV_BIN = Path(sys.executable).parent
+
+
+def gunicorn_vars(**overrides: object) -> dict:
+    return role_defaults(
+        "gunicorn",
+        **{
+            "gunicorn_app_name": "shop",
+            "gunicorn_wsgi_app": "gunship_example:create_app()",
+            **overrides,
+        },
+    )
+
+
+def check_config(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess[str]:
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(render(GUNICORN_CONF, variables))
+    return subprocess.run(
+        [VENV_BIN / "gunicorn", "--check-config", "--print-config", "--config", conf],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def printed_setting(output: str, name: str) -> str:
+    for line in output.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == name:
+            return value.strip()
+    raise AssertionError(f"{name} not in gunicorn --print-config output")
+
+
+def test_default_gunicorn_config_passes_check_config(tmp_path: Path) -> None:
+    result = check_config(tmp_path, gunicorn_vars())
+    assert result.returncode == 0, result.stderr
+    # (2 x 2 cores) + 1
+    assert printed_setting(result.stdout, "workers") == "5"
+    assert printed_setting(result.stdout, "worker_class") == "sync"
+    assert printed_setting(result.stdout, "worker_tmp_dir") == "/dev/shm"
+    assert printed_setting(result.stdout, "bind") == "['unix:/run/shop/gunicorn.sock']"
+    assert printed_setting(result.stdout, "raw_env") == f"['GUNSHIP_RELEASE_ID={tmp_path.name}']"
+
+
+@pytest.mark.parametrize(
+    "overrides, setting, expected",
+    [
+        ({"gunicorn_workers": 9}, "workers", "9"),
+        ({"gunicorn_worker_class": "gthread", "gunicorn_threads": 8}, "threads", "8"),
+        (
+            {"gunicorn_worker_class": "gevent", "gunicorn_worker_connections": 500},
+            "worker_connections",
+            "500",
+        ),
+        ({"gunicorn_accesslog": False}, "accesslog", "None"),
+        ({"gunicorn_preload_app": "yes"}, "preload_app", "True"),
+        (
+            {"gunicorn_settings": {"limit_request_line": 8190, "proxy_protocol": False}},
+            "limit_request_line",
+            "8190",
+        ),
+        ({"gunicorn_max_requests": 0}, "max_requests", "0"),
+    ],
+)
+def test_user_settings_reach_gunicorn(tmp_path: Path, overrides: dict, setting: str, expected: str) -> None:
+    result = check_config(tmp_path, gunicorn_vars(**overrides))
+    assert result.returncode == 0, result.stderr
+    assert printed_setting(result.stdout, setting) == expected
+
+
+def test_check_config_refuses_a_callable_that_does_not_import(tmp_path: Path) -> None:
+    result = check_config(tmp_path, gunicorn_vars(gunicorn_wsgi_app="gunship_example:nope"))
+    assert result.returncode != 0
+
+
+@pytest.fixture
+def app_root(tmp_path: Path) -> Path:
+    """A release tree whose gunicorn exists, so that systemd-analyze can check ExecStart."""
+    bin_dir = tmp_path / "srv" / "current" / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "gunicorn").symlink_to(VENV_BIN / "gunicorn")
+    return tmp_path / "srv"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_units_pass_systemd_analyze_verify(tmp_path: Path, app_root: Path) -> None:
+    variables = gunicorn_vars(
+        gunicorn_app_root=str(app_root),
+        gunicorn_app_user="daemon",
+        gunicorn_app_group="daemon",
+        gunicorn_socket_group="daemon",
+    )
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "gunicorn-shop.service").write_text(render(SERVICE, variables))
+    (units / "gunicorn-shop.socket").write_text(render(SOCKET, variables))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", units / "gunicorn-shop.socket", units / "gunicorn-shop.service"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    service = (units / "gunicorn-shop.service").read_text()
+    for line in (
+        "Type=notify",
+        "KillMode=mixed",
+        "Restart=on-failure",
+        "User=daemon",
+        "RuntimeDirectory=shop",
+        "ExecReload=/bin/kill -s HUP $MAINPID",
+        "TimeoutStopSec=40",
+    ):
+        assert line in service.splitlines()
+    socket = (units / "gunicorn-shop.socket").read_text()
+    assert "SocketMode=0660" in socket.splitlines()
+    assert "ListenStream=/run/shop/gunicorn.sock" in socket.splitlines()
+
+
+def nginx_vars(**overrides: object) -> dict:
+    return role_defaults(
+        "nginx",
+        **{
+            "nginx_app_name": "shop",
+            "nginx_server_names": ["shop.example.com"],
+            "nginx_static_root": "/srv/shop/current/static/",
+            **overrides,
+        },
+    )
+
+
+def nginx_test(tmp_path: Path, *sites: str) -> subprocess.CompletedProcess[str]:
+    for index, site in enumerate(sites):
+        (tmp_path / f"site{index}.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/site*.conf;\n}}\n"
+    )
+    return subprocess.run(
+        ["nginx", "-t", "-q", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx")
+
+
+@needs_nginx
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"nginx_static_root": ""},
+        {"nginx_listen_ipv6": False, "nginx_http_port": 8080},
+        {"nginx_app_name": "my-shop", "nginx_proxy_buffering": False},
+    ],
+)
+def test_site_and_default_server_pass_nginx_t(tmp_path: Path, overrides: dict) -> None:
+    variables = nginx_vars(**overrides)
+    result = nginx_test(tmp_path, render(SITE, variables), render(DEFAULT_SITE, variables))
+    assert result.returncode == 0, result.stderr
+
+
+def test_site_carries_the_proxy_essentials() -> None:
+    site = render(SITE, nginx_vars())
+    for directive in (
+        "server unix:/run/shop/gunicorn.sock fail_timeout=0;",
+        "proxy_set_header Host $http_host;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_buffering on;",
+        "client_max_body_size 10m;",
+        "alias /srv/shop/current/static/;",
+        "expires 30d;",
+        "server_name shop.example.com;",
+    ):
+        assert directive in site
+    assert "return 444;" in render(DEFAULT_SITE, nginx_vars())
+
+
+def test_templates_say_they_are_managed() -> None:
+    for template, variables in (
+        (GUNICORN_CONF, gunicorn_vars()),
+        (SERVICE, gunicorn_vars()),
+        (SITE, nginx_vars()),
+    ):
+        assert render(template, variables).startswith("#\n# Managed by Gunship")
