@@ -37,9 +37,14 @@ demo-down:
 	podman rm -f gunship-demo
 
 test: host venv images unit lint molecule
+	scripts/test-summary.py .reports
 
+# pytest exits 5 when it collects nothing: a suite that ran no test has failed.
 unit: venv
-	pytest -q -p no:cacheprovider tests examples/flaskapp/tests
+	mkdir -p .reports
+	pytest -q -p no:cacheprovider --junitxml=.reports/unit.xml tests examples/flaskapp/tests; \
+	  status=$$?; [ $$status -ne 5 ] || echo "unit: no tests were collected" >&2; \
+	  [ $$status -eq 0 ]
 
 lint: venv
 	ruff check .
@@ -48,7 +53,8 @@ lint: venv
 	ansible-lint
 
 molecule: venv images
+	mkdir -p .reports
 	molecule test --all
 
 clean:
-	rm -rf $(VENV) .ansible
+	rm -rf $(VENV) .ansible .reports
