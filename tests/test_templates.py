@@ -126,7 +126,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path, app_root: Path) -> No
         "KillMode=mixed",
         "Restart=on-failure",
         "User=daemon",
-        "RuntimeDirectory=shop",
+        "RuntimeDirectory=shop/gunicorn",
         "ExecReload=/bin/kill -s HUP $MAINPID",
         "TimeoutStopSec=40",
     ):

@@ -43,6 +43,10 @@ CASES = {
         {"app_wsgi": "shop.wsgi:app"},
         ['app_wsgi (release_wsgi_app) is "shop.wsgi:app"', '["gunship_example"]'],
     ),
+    "gevent worker without what it needs": (
+        {"gunicorn_worker_class": "gevent", "gunicorn_gevent_package": "gevent"},
+        ["Check that the worker class loads in the release", "No module named 'packaging'"],
+    ),
     "wsgi callable that does not import": (
         {"app_wsgi": "gunship_example:make_app()"},
         ["'gunship_example:make_app()' does not import", "has no attribute 'make_app'"],

@@ -40,6 +40,13 @@ def test_socket_belongs_to_the_app_and_the_web_server_only(node: testinfra.host.
     assert (sock.user, sock.group, sock.mode) == (APP, "www-data", 0o660)
 
 
+def test_socket_keeps_its_owner_across_restarts(container: str, node: testinfra.host.Host) -> None:
+    assert node.run(f"systemctl restart {UNIT}.service").succeeded, journal(node, UNIT)
+    sock = node.file(f"/run/{APP}/gunicorn.sock")
+    assert (sock.user, sock.group, sock.mode) == (APP, "www-data", 0o660)
+    assert fetch(container, "/healthz").status == 200
+
+
 def test_front_page_is_served_through_nginx(container: str, node: testinfra.host.Host) -> None:
     page = fetch(container, "/")
     assert page.status == 200

@@ -1,0 +1,1 @@
+"""A minimal Django project, deployed by Gunship like any other WSGI app."""
