@@ -12,8 +12,8 @@ import pytest
 from render import render, role_defaults
 
 GUNICORN_CONF = "etc/gunship/app/gunicorn.conf.py.j2"
-SERVICE = "etc/systemd/system/gunicorn-app.service.j2"
-SOCKET = "etc/systemd/system/gunicorn-app.socket.j2"
+SERVICE = "etc/systemd/system/gunicorn-app@.service.j2"
+SOCKET = "etc/systemd/system/gunicorn-app@.socket.j2"
 SITE = "etc/nginx/sites-available/app.conf.j2"
 DEFAULT_SITE = "etc/nginx/sites-available/default-drop.conf.j2"
 VENV_BIN = Path(sys.executable).parent
@@ -57,8 +57,21 @@ def test_default_gunicorn_config_passes_check_config(tmp_path: Path) -> None:
     assert printed_setting(result.stdout, "workers") == "5"
     assert printed_setting(result.stdout, "worker_class") == "sync"
     assert printed_setting(result.stdout, "worker_tmp_dir") == "/dev/shm"
-    assert printed_setting(result.stdout, "bind") == "['unix:/run/shop/gunicorn.sock']"
-    assert printed_setting(result.stdout, "raw_env") == f"['GUNSHIP_RELEASE_ID={tmp_path.name}']"
+    assert printed_setting(result.stdout, "bind") == "['unix:/run/shop/blue.sock']"
+    assert (
+        printed_setting(result.stdout, "raw_env")
+        == f"['GUNSHIP_RELEASE_ID={tmp_path.name}', 'GUNSHIP_SLOT=blue']"
+    )
+
+
+def test_each_slot_gets_its_own_socket_and_control_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GUNSHIP_SLOT", "green")
+    result = check_config(tmp_path, gunicorn_vars())
+    assert result.returncode == 0, result.stderr
+    assert printed_setting(result.stdout, "bind") == "['unix:/run/shop/green.sock']"
+    assert printed_setting(result.stdout, "control_socket") == "/run/shop/green/gunicorn.ctl"
 
 
 @pytest.mark.parametrize(
@@ -94,8 +107,8 @@ def test_check_config_refuses_a_callable_that_does_not_import(tmp_path: Path) ->
 
 @pytest.fixture
 def app_root(tmp_path: Path) -> Path:
-    """A release tree whose gunicorn exists, so that systemd-analyze can check ExecStart."""
-    bin_dir = tmp_path / "srv" / "current" / "venv" / "bin"
+    """A slot whose gunicorn exists, so that systemd-analyze can check ExecStart."""
+    bin_dir = tmp_path / "srv" / "slots" / "blue" / "venv" / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "gunicorn").symlink_to(VENV_BIN / "gunicorn")
     return tmp_path / "srv"
@@ -111,29 +124,35 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path, app_root: Path) -> No
     )
     units = tmp_path / "units"
     units.mkdir()
-    (units / "gunicorn-shop.service").write_text(render(SERVICE, variables))
-    (units / "gunicorn-shop.socket").write_text(render(SOCKET, variables))
+    (units / "gunicorn-shop@.service").write_text(render(SERVICE, variables))
+    (units / "gunicorn-shop@.socket").write_text(render(SOCKET, variables))
     result = subprocess.run(
-        ["systemd-analyze", "verify", units / "gunicorn-shop.socket", units / "gunicorn-shop.service"],
+        [
+            "systemd-analyze",
+            "verify",
+            units / "gunicorn-shop@blue.socket",
+            units / "gunicorn-shop@blue.service",
+        ],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    service = (units / "gunicorn-shop.service").read_text()
+    service = (units / "gunicorn-shop@.service").read_text()
     for line in (
         "Type=notify",
         "KillMode=mixed",
         "Restart=on-failure",
         "User=daemon",
-        "RuntimeDirectory=shop/gunicorn",
+        "RuntimeDirectory=shop/%i",
+        "WorkingDirectory=" + str(app_root) + "/slots/%i",
         "ExecReload=/bin/kill -s HUP $MAINPID",
         "TimeoutStopSec=40",
     ):
         assert line in service.splitlines()
-    socket = (units / "gunicorn-shop.socket").read_text()
+    socket = (units / "gunicorn-shop@.socket").read_text()
     assert "SocketMode=0660" in socket.splitlines()
-    assert "ListenStream=/run/shop/gunicorn.sock" in socket.splitlines()
+    assert "ListenStream=/run/shop/%i.sock" in socket.splitlines()
 
 
 def nginx_vars(**overrides: object) -> dict:
@@ -177,7 +196,9 @@ needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None, reason="needs ng
     ],
 )
 def test_site_and_default_server_pass_nginx_t(tmp_path: Path, overrides: dict) -> None:
-    variables = nginx_vars(**overrides)
+    upstream = tmp_path / "shop.upstream.conf"  # what gunship-release writes on a switch
+    upstream.write_text("server unix:/run/shop/green.sock fail_timeout=0;\n")
+    variables = nginx_vars(nginx_upstream_file=str(upstream), **overrides)
     result = nginx_test(tmp_path, render(SITE, variables), render(DEFAULT_SITE, variables))
     assert result.returncode == 0, result.stderr
 
@@ -185,7 +206,7 @@ def test_site_and_default_server_pass_nginx_t(tmp_path: Path, overrides: dict) -
 def test_site_carries_the_proxy_essentials() -> None:
     site = render(SITE, nginx_vars())
     for directive in (
-        "server unix:/run/shop/gunicorn.sock fail_timeout=0;",
+        "include /etc/nginx/gunship/shop.upstream.conf;",
         "proxy_set_header Host $http_host;",
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "proxy_set_header X-Forwarded-Proto $scheme;",

@@ -16,7 +16,9 @@ import testinfra
 
 APP = "gunship-example"
 ROOT = f"/srv/{APP}"
-UNIT = f"gunicorn-{APP}"
+UNIT = f"gunicorn-{APP}"  # a template: gunicorn-<app>@blue / @green
+ALL_SLOTS = f"{UNIT}@*"  # a template: gunicorn-<app>@blue / @green
+ALL_SLOTS = f"{UNIT}@*"
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).parents[3]))
 
 # Container name -> the loopback port its Nginx is published on (molecule.yml).
@@ -78,19 +80,32 @@ def live_record(host: testinfra.host.Host) -> dict:
 
 
 # Everything a deploy manages, by content and metadata (not mtimes), and the units' states.
+# The audit log is left out: recording a refused deploy is its job.
 FINGERPRINT = rf"""
 set -e
 for path in /srv/{APP} /etc/gunship /etc/nginx /etc/systemd/system; do
-  find "$path" -xdev \( -type f -o -type l -o -type d \) -printf '%p %y %l %m %u %g\n'
-  find "$path" -xdev -type f -exec sha256sum {{}} +
+  find "$path" -xdev \( -type f -o -type l -o -type d \) ! -name audit.log -printf '%p %y %l %m %u %g\n'
+  find "$path" -xdev -type f ! -name audit.log -exec sha256sum {{}} +
 done | sort
-systemctl is-active nginx {UNIT}.socket {UNIT}.service || true
-systemctl show -p MainPID --value {UNIT}.service
+for slot in blue green; do
+  systemctl is-active {UNIT}@$slot.socket {UNIT}@$slot.service || true
+  systemctl show -p MainPID --value {UNIT}@$slot.service
+done
+systemctl is-active nginx || true
 """
 
 
 def fingerprint(host: testinfra.host.Host) -> str:
     return host.check_output(FINGERPRINT)
+
+
+def live_slot(host: testinfra.host.Host) -> str:
+    # readlink, not File.linked_to: that resolves the slot's link on to the release.
+    return host.check_output(f"readlink {ROOT}/slots/live")
+
+
+def live_unit(host: testinfra.host.Host) -> str:
+    return f"{UNIT}@{live_slot(host)}"
 
 
 def journal(host: testinfra.host.Host, unit: str, lines: int = 40) -> str:

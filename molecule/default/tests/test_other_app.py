@@ -17,6 +17,7 @@ DJANGO = {
     "app_static_dir": "gunship_django/static",
     "app_static_url": "/assets/",
     "app_server_names": ["django.localhost"],
+    "app_health_path": "/about",  # the project has no /healthz; any cheap 200 will do
     "app_env": {
         "DJANGO_SETTINGS_MODULE": "gunship_django.settings",
         "DJANGO_SECRET_KEY": "molecule-django-secret",
@@ -74,6 +75,7 @@ def test_django_is_served_beside_the_example_app(deployed, name: str) -> None:
 def test_each_app_has_its_own_user_socket_and_units(deployed, nodes, name: str) -> None:
     node = nodes[name]
     for app in ("gunship-example", "gunship-django"):
-        assert node.service(f"gunicorn-{app}.service").is_running
-        sock = node.file(f"/run/{app}/gunicorn.sock")
+        slot = node.check_output(f"readlink /srv/{app}/slots/live")
+        assert node.service(f"gunicorn-{app}@{slot}.service").is_running
+        sock = node.file(f"/run/{app}/{slot}.sock")
         assert (sock.user, sock.group, sock.mode) == (app, "www-data", 0o660)

@@ -6,19 +6,22 @@ import uuid
 
 import pytest
 import testinfra
-from conftest import APP, ROOT, UNIT, fetch, journal, live_record
+from conftest import ALL_SLOTS, APP, ROOT, fetch, journal, live_record, live_slot, live_unit
 
 
-@pytest.mark.parametrize("unit", ["nginx.service", f"{UNIT}.socket", f"{UNIT}.service"])
-def test_units_are_active_and_enabled(node: testinfra.host.Host, unit: str) -> None:
+@pytest.mark.parametrize("suffix", ["nginx.service", ".socket", ".service"])
+def test_units_are_active_and_enabled(node: testinfra.host.Host, suffix: str) -> None:
+    # The live slot's units start at boot; Nginx always.
+    unit = suffix if suffix == "nginx.service" else live_unit(node) + suffix
     service = node.service(unit)
     assert service.is_running, journal(node, unit)
     assert service.is_enabled
 
 
 def gunicorn_master(node: testinfra.host.Host) -> int:
-    pid = int(node.check_output(f"systemctl show -p MainPID --value {UNIT}.service"))
-    assert pid > 0, journal(node, UNIT)
+    unit = live_unit(node)
+    pid = int(node.check_output(f"systemctl show -p MainPID --value {unit}.service"))
+    assert pid > 0, journal(node, unit)
     return pid
 
 
@@ -35,14 +38,15 @@ def test_app_processes_run_as_the_app_user(node: testinfra.host.Host) -> None:
 
 
 def test_socket_belongs_to_the_app_and_the_web_server_only(node: testinfra.host.Host) -> None:
-    sock = node.file(f"/run/{APP}/gunicorn.sock")
+    sock = node.file(f"/run/{APP}/{live_slot(node)}.sock")
     assert sock.is_socket
     assert (sock.user, sock.group, sock.mode) == (APP, "www-data", 0o660)
 
 
 def test_socket_keeps_its_owner_across_restarts(container: str, node: testinfra.host.Host) -> None:
-    assert node.run(f"systemctl restart {UNIT}.service").succeeded, journal(node, UNIT)
-    sock = node.file(f"/run/{APP}/gunicorn.sock")
+    unit = live_unit(node)
+    assert node.run(f"systemctl restart {unit}.service").succeeded, journal(node, unit)
+    sock = node.file(f"/run/{APP}/{live_slot(node)}.sock")
     assert (sock.user, sock.group, sock.mode) == (APP, "www-data", 0o660)
     assert fetch(container, "/healthz").status == 200
 
@@ -70,7 +74,7 @@ def test_stylesheet_is_served_by_nginx_not_gunicorn(container: str, node: testin
     # The page itself does reach Gunicorn, whose access log is in the journal.
     fetch(container, f"/?probe={marker}")
     node.run("journalctl --sync")
-    app_log = node.check_output(f"journalctl -u {UNIT} --no-pager -o cat")
+    app_log = node.check_output(f"journalctl -u '{ALL_SLOTS}' --no-pager -o cat")
     assert f"/?probe={marker}" in app_log
     assert f"/static/style.css?probe={marker}" not in app_log
     assert f"/static/style.css?probe={marker}" in node.file("/var/log/nginx/access.log").content_string

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import testinfra
-from conftest import PORTS, ROOT, UNIT, deploy, fetch
+from conftest import ALL_SLOTS, PORTS, ROOT, deploy, fetch
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def host_clock(node: testinfra.host.Host) -> str:
 
 
 def app_log_since(node: testinfra.host.Host, since: str) -> str:
-    return node.check_output(f"journalctl -u {UNIT} --no-pager -o cat --since '{since}'")
+    return node.check_output(f"journalctl -u '{ALL_SLOTS}' --no-pager -o cat --since '{since}'")
 
 
 def overlapping_waits(name: str, count: int) -> list[int]:

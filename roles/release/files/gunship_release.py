@@ -1,0 +1,643 @@
+#!/usr/bin/python3
+"""gunship-release: the host side of Gunship's release cycle, for one app.
+
+Ansible (deploy.yml, rollback.yml) and Fabric (fab rollback, releases, status, scale, unlock)
+both call it, so a switch is the same switch whoever asks for it. Standard library only: it
+runs on the host's own python3.
+
+    gunship-release APP status [--json]
+    gunship-release APP releases [--json]
+    gunship-release APP activate RELEASE [--action A] [--by WHO] [--force] [--dry-run]
+    gunship-release APP rollback [--to RELEASE] [--by WHO] [--dry-run]
+    gunship-release APP lock --holder WHO
+    gunship-release APP unlock [--dry-run]
+    gunship-release APP scale (+N|-N) [--dry-run]
+    gunship-release APP audit --action A --outcome O [--to RELEASE] [--by WHO] [--reason TEXT]
+
+Settings come from /etc/gunship/APP/cycle.json, written by the release role.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = Path("/etc/gunship")
+
+
+class CycleError(Exception):
+    """A refusal or a failed step: the message is for the person who ran the command."""
+
+
+@dataclass
+class Cycle:
+    app: str
+    root: Path
+    slots: list[str]
+    service: str
+    socket_unit: str
+    socket: str
+    upstream_file: Path
+    health_path: str
+    health_host: str
+    health_timeout: float
+    front_port: int
+    warm_seconds: int
+    journal_lines: int
+    release_marker: str
+
+    @classmethod
+    def load(cls, app: str) -> Cycle:
+        path = CONFIG_DIR / app / "cycle.json"
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CycleError(f"{app}: no {path}; has the app been deployed to this host?") from None
+        raw["root"] = Path(raw["root"])
+        raw["upstream_file"] = Path(raw["upstream_file"])
+        return cls(**raw)
+
+    # --- paths and names -------------------------------------------------------------------
+    def unit(self, slot: str) -> str:
+        return self.service.format(slot=slot)
+
+    def socket_of(self, slot: str) -> str:
+        return self.socket.format(slot=slot)
+
+    def slot_link(self, slot: str) -> Path:
+        return self.root / "slots" / slot
+
+    @property
+    def live_link(self) -> Path:
+        return self.root / "slots" / "live"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.root / "releases"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "deploy.lock"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.root / "audit.log"
+
+    # --- state -----------------------------------------------------------------------------
+    def live_slot(self) -> str | None:
+        try:
+            slot = os.readlink(self.live_link)
+        except FileNotFoundError:
+            return None
+        return slot if slot in self.slots else None
+
+    def idle_slot(self) -> str:
+        live = self.live_slot()
+        return next(s for s in self.slots if s != live)
+
+    def slot_release(self, slot: str) -> str | None:
+        """The release the slot's link points at (what it runs after its next start)."""
+        try:
+            return Path(os.readlink(self.slot_link(slot))).name
+        except FileNotFoundError:
+            return None
+
+    def running_release(self, slot: str) -> str | None:
+        """The release the slot's running master serves: its working directory."""
+        pid = int(unit_property(self.unit(slot), "MainPID") or 0)
+        if not pid or not is_active(self.unit(slot)):
+            return None
+        try:
+            return Path(os.readlink(f"/proc/{pid}/cwd")).name
+        except OSError:
+            pass
+        try:  # written by the unit's ExecStartPost
+            return Path(self.release_marker.format(slot=slot)).read_text().strip() or None
+        except OSError:
+            return None
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        found = {}
+        for path in self.releases_dir.glob("*/release.json"):
+            with contextlib.suppress(ValueError, OSError):
+                found[path.parent.name] = json.loads(path.read_text())
+        return dict(sorted(found.items(), key=lambda kv: kv[1].get("deployed_at", "")))
+
+
+# --- small tools ---------------------------------------------------------------------------
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def systemctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise CycleError(f"systemctl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def unit_property(unit: str, name: str) -> str:
+    return systemctl("show", "-p", name, "--value", unit, check=False).stdout.strip()
+
+
+def is_active(unit: str) -> bool:
+    return systemctl("is-active", "--quiet", unit, check=False).returncode == 0
+
+
+def journal_tail(unit: str, lines: int) -> str:
+    result = subprocess.run(
+        ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines), "-u", unit],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip()
+
+
+def atomic_symlink(target: str | Path, link: Path) -> None:
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def http_status(connection: http.client.HTTPConnection, path: str, host: str) -> int:
+    try:
+        connection.request("GET", path, headers={"Host": host, "User-Agent": "gunship-release"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def wait_healthy(cycle: Cycle, slot: str) -> None:
+    """The health path answers 2xx over the slot's own socket within health_timeout."""
+    deadline = time.monotonic() + cycle.health_timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            status = http_status(
+                UnixHTTPConnection(cycle.socket_of(slot), 5), cycle.health_path, cycle.health_host
+            )
+            if 200 <= status < 300:
+                return
+            last = f"HTTP {status}"
+        except OSError as error:
+            last = str(error)
+        time.sleep(0.5)
+    raise CycleError(
+        f"slot {slot} did not pass the health check: GET {cycle.health_path} over "
+        f"{cycle.socket_of(slot)} gave {last} within {cycle.health_timeout:g} s\n"
+        f"{journal_tail(cycle.unit(slot), cycle.journal_lines)}"
+    )
+
+
+def front_healthy(cycle: Cycle, tries: int = 10) -> str | None:
+    """None when the health path answers 2xx through Nginx; else what it answered."""
+    last = "no answer"
+    for _ in range(tries):
+        try:
+            status = http_status(
+                http.client.HTTPConnection("127.0.0.1", cycle.front_port, timeout=5),
+                cycle.health_path,
+                cycle.health_host,
+            )
+            if 200 <= status < 300:
+                return None
+            last = f"HTTP {status}"
+        except OSError as error:
+            last = str(error)
+        time.sleep(0.3)
+    return last
+
+
+def upstream_text(cycle: Cycle, slot: str) -> str:
+    return (
+        f"# Managed by gunship-release: the live slot of {cycle.app} is {slot}.\n"
+        f"server unix:{cycle.socket_of(slot)} fail_timeout=0;\n"
+    )
+
+
+def point_nginx_at(cycle: Cycle, slot: str) -> None:
+    previous = cycle.upstream_file.read_text() if cycle.upstream_file.exists() else None
+    atomic_write(cycle.upstream_file, upstream_text(cycle, slot))
+    test = subprocess.run(["nginx", "-t", "-q"], capture_output=True, text=True, check=False)
+    if test.returncode != 0:
+        if previous is not None:
+            atomic_write(cycle.upstream_file, previous)
+        raise CycleError(f"nginx -t refused the switch to slot {slot}: {test.stderr.strip()}")
+    systemctl("reload", "nginx.service")
+
+
+# --- lock and audit ------------------------------------------------------------------------
+def read_lock(cycle: Cycle) -> dict[str, Any] | None:
+    try:
+        return json.loads(cycle.lock_file.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"holder": "unreadable lock file", "since": "?"}
+
+
+def acquire_lock(cycle: Cycle, holder: str) -> None:
+    record = {"holder": holder, "since": now(), "pid": os.getpid()}
+    try:
+        fd = os.open(cycle.lock_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        held = read_lock(cycle) or {}
+        raise CycleError(
+            f"{cycle.app} is locked by {held.get('holder', '?')} since {held.get('since', '?')}; "
+            f"another deploy or rollback is running. If it is not, clear the lock with "
+            f"`fab unlock` (or gunship-release {cycle.app} unlock)."
+        ) from None
+    with os.fdopen(fd, "w") as handle:
+        json.dump(record, handle)
+
+
+def audit(cycle: Cycle, **entry: Any) -> None:
+    line = json.dumps({"time": now(), "app": cycle.app, **entry}, sort_keys=True)
+    with cycle.audit_log.open("a") as handle:
+        handle.write(line + "\n")
+
+
+# --- the switch ----------------------------------------------------------------------------
+def activate(cycle: Cycle, release: str, action: str, by: str, force: bool, dry_run: bool) -> dict[str, Any]:
+    records = cycle.records()
+    if release not in records:
+        raise CycleError(f"release {release!r} is not on this host; releases: {', '.join(records) or 'none'}")
+    if records[release].get("failed"):
+        raise CycleError(f"release {release} failed its gate earlier and is never activated")
+    live = cycle.live_slot()
+    running = cycle.running_release(live) if live else None
+    live_release = running or (cycle.slot_release(live) if live else None)
+    if live and running == release and not force:
+        return {
+            "action": action,
+            "changed": False,
+            "to": release,
+            "slot": live,
+            "message": f"release {release} is already live in slot {live}",
+        }
+    idle = cycle.idle_slot()
+    warm = cycle.running_release(idle) == release and not force
+    plan = {
+        "action": action,
+        "changed": True,
+        "from": live_release,
+        "to": release,
+        "slot": idle,
+        "warm": warm,
+        "by": by,
+    }
+    if dry_run:
+        return {
+            **plan,
+            "dry_run": True,
+            "message": f"would start {release} in slot {idle} ({'warm' if warm else 'cold'}), "
+            f"gate it, and switch Nginx from {live or 'nothing'} to {idle}",
+        }
+    started = time.monotonic()
+    phases: dict[str, float] = {}
+    try:
+        stop_cooldown(cycle, idle)
+        atomic_symlink(cycle.releases_dir / release, cycle.slot_link(idle))
+        if not warm:
+            # The idle slot serves nobody: stop it, and restart its socket so that changed
+            # socket settings apply, then start the release in it.
+            systemctl("stop", cycle.unit(idle), check=False)
+            systemctl("restart", cycle.socket_unit.format(slot=idle))
+            result = systemctl("start", cycle.unit(idle), check=False)
+            if result.returncode != 0:
+                raise CycleError(
+                    f"slot {idle} did not start release {release}:\n"
+                    f"{journal_tail(cycle.unit(idle), cycle.journal_lines)}"
+                )
+            phases["start"] = time.monotonic() - started
+        mark = time.monotonic()
+        wait_healthy(cycle, idle)
+        phases["health"] = time.monotonic() - mark
+        mark = time.monotonic()
+        point_nginx_at(cycle, idle)
+        atomic_symlink(cycle.releases_dir / release, cycle.root / "current")
+        atomic_symlink(idle, cycle.live_link)
+        phases["switch"] = time.monotonic() - mark
+        problem = front_healthy(cycle)
+        if problem:
+            if live and live_release:
+                point_nginx_at(cycle, live)
+                atomic_symlink(cycle.releases_dir / live_release, cycle.root / "current")
+                atomic_symlink(live, cycle.live_link)
+            raise CycleError(
+                f"after the switch to slot {idle}, {cycle.health_path} through Nginx "
+                f"gave {problem}; switched back to slot {live or 'nothing'}"
+            )
+        for slot, enabled in ((idle, True), (live, False)):
+            if slot:
+                verb = "enable" if enabled else "disable"
+                systemctl(verb, "--quiet", cycle.unit(slot), cycle.socket_unit.format(slot=slot), check=False)
+        if live:
+            retire(cycle, live)
+    except CycleError as error:
+        if not warm and cycle.live_slot() != idle:
+            systemctl("stop", cycle.unit(idle), check=False)
+        audit(
+            cycle,
+            action=action,
+            by=by,
+            to=release,
+            outcome="failed",
+            duration_s=round(time.monotonic() - started, 3),
+            reason=str(error).splitlines()[0],
+            **{"from": live_release},
+        )
+        raise
+    duration = round(time.monotonic() - started, 3)
+    audit(
+        cycle,
+        action=action,
+        by=by,
+        to=release,
+        outcome="success",
+        slot=idle,
+        warm=warm,
+        duration_s=duration,
+        phases={k: round(v, 3) for k, v in phases.items()},
+        **{"from": live_release},
+    )
+    return {
+        **plan,
+        "duration_s": duration,
+        "phases": phases,
+        "message": f"{action}: {live_release or 'nothing'} -> {release} in slot {idle} "
+        f"({'warm' if warm else 'cold'}, {duration:.2f} s)",
+    }
+
+
+def cooldown_unit(cycle: Cycle, slot: str) -> str:
+    return f"gunship-{cycle.app}-cooldown-{slot}"
+
+
+def stop_cooldown(cycle: Cycle, slot: str) -> None:
+    for suffix in (".timer", ".service"):
+        systemctl("stop", cooldown_unit(cycle, slot) + suffix, check=False)
+
+
+def retire(cycle: Cycle, slot: str) -> None:
+    """The old slot drains; it stops now, or stays warm for warm_seconds for a fast rollback."""
+    stop_cooldown(cycle, slot)
+    if cycle.warm_seconds <= 0:
+        systemctl("stop", cycle.unit(slot), check=False)
+        return
+    subprocess.run(
+        [
+            "systemd-run",
+            "--quiet",
+            f"--unit={cooldown_unit(cycle, slot)}",
+            f"--on-active={cycle.warm_seconds}s",
+            "--timer-property=AccuracySec=1s",
+            "systemctl",
+            "stop",
+            cycle.unit(slot),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def rollback_target(cycle: Cycle, to: str | None) -> str:
+    records = cycle.records()
+    slot = cycle.live_slot()
+    live = (cycle.running_release(slot) or cycle.slot_release(slot)) if slot else None
+    if to:
+        if to not in records:
+            raise CycleError(f"cannot roll back to {to!r}: not on this host; releases: {', '.join(records)}")
+        if to == live:
+            raise CycleError(f"cannot roll back to {to}: it is already live")
+        return to
+    candidates = [rid for rid, rec in records.items() if rid != live and not rec.get("failed")]
+    previous = records.get(live or "", {}).get("previous")
+    if previous in candidates:
+        return previous
+    older = [
+        rid
+        for rid in candidates
+        if records[rid].get("deployed_at", "") < records.get(live or "", {}).get("deployed_at", "~")
+    ]
+    if not older:
+        others = [rid for rid in candidates if rid not in older]
+        raise CycleError(
+            f"nothing to roll back to: no release on this host is older than the live one "
+            f"({live or 'none'})"
+            + (f"; newer ones can be named with --to: {', '.join(others)}" if others else "")
+        )
+    return older[-1]
+
+
+# --- reports -------------------------------------------------------------------------------
+def status(cycle: Cycle) -> dict[str, Any]:
+    live = cycle.live_slot()
+    report: dict[str, Any] = {"app": cycle.app, "live_slot": live}
+    if not live:
+        return {**report, "healthy": False, "message": "no live slot: the app has not been activated"}
+    unit = cycle.unit(live)
+    pid = int(unit_property(unit, "MainPID") or 0)
+    workers = (
+        len(
+            subprocess.run(
+                ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+            ).stdout.split()
+        )
+        if pid
+        else 0
+    )
+    release = cycle.running_release(live) or cycle.slot_release(live)
+    record = cycle.records().get(release or "", {})
+    try:
+        wait_healthy(Cycle(**{**cycle.__dict__, "health_timeout": 3}), live)
+        healthy = True
+    except CycleError:
+        healthy = False
+    idle = cycle.idle_slot()
+    warm = cycle.running_release(idle)
+    return {
+        **report,
+        "release": release,
+        "version": record.get("version"),
+        "workers": workers,
+        "healthy": healthy,
+        "active_since": unit_property(unit, "ActiveEnterTimestamp"),
+        "pid": pid,
+        "warm_slot": idle if warm else None,
+        "warm_release": warm,
+    }
+
+
+def releases(cycle: Cycle) -> list[dict[str, Any]]:
+    live = cycle.live_slot()
+    live_release = (cycle.running_release(live) or cycle.slot_release(live)) if live else None
+    warm_release = cycle.running_release(cycle.idle_slot())
+    return [
+        {
+            "id": rid,
+            "version": rec.get("version"),
+            "deployed_at": rec.get("deployed_at"),
+            "deployed_by": rec.get("deployed_by"),
+            "live": rid == live_release,
+            "warm": rid == warm_release and rid != live_release,
+            "failed": bool(rec.get("failed")),
+        }
+        for rid, rec in cycle.records().items()
+    ]
+
+
+def release_line(row: dict[str, Any]) -> str:
+    marks = [mark for mark in ("live", "warm", "failed") if row[mark]]
+    fields = [row["id"], row["version"], row["deployed_at"], row["deployed_by"], *marks]
+    return "  ".join(map(str, fields))
+
+
+def scale(cycle: Cycle, change: str, dry_run: bool) -> str:
+    if change[:1] not in "+-" or not change[1:].isdigit() or int(change[1:]) == 0:
+        raise CycleError(f"--workers is {change!r}: give +N or -N, such as +2 or -1")
+    live = cycle.live_slot()
+    pid = int(unit_property(cycle.unit(live), "MainPID") or 0) if live else 0
+    if not pid:
+        raise CycleError(f"{cycle.app} has no running master to scale")
+    count = int(change[1:])
+    sig = signal.SIGTTIN if change[0] == "+" else signal.SIGTTOU
+    if not dry_run:
+        for _ in range(count):
+            os.kill(pid, sig)
+            time.sleep(0.2)
+    verb = "would send" if dry_run else "sent"
+    return (
+        f"{verb} {sig.name} x{count} to master {pid} (slot {live}): this lasts until the next "
+        f"restart or deploy; set gunicorn_workers to keep it"
+    )
+
+
+# --- command line --------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gunship-release", description=__doc__.splitlines()[0])
+    parser.add_argument("app")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("status", "releases"):
+        commands.add_parser(name).add_argument("--json", action="store_true")
+    act = commands.add_parser("activate")
+    act.add_argument("release")
+    act.add_argument("--action", default="deploy")
+    act.add_argument("--force", action="store_true")
+    back = commands.add_parser("rollback")
+    back.add_argument("--to")
+    for sub in (act, back):
+        sub.add_argument("--by", default=os.environ.get("SUDO_USER") or os.environ.get("USER") or "root")
+        sub.add_argument("--dry-run", action="store_true")
+    commands.add_parser("lock").add_argument("--holder", required=True)
+    commands.add_parser("unlock").add_argument("--dry-run", action="store_true")
+    sc = commands.add_parser("scale")
+    sc.add_argument("workers")
+    sc.add_argument("--dry-run", action="store_true")
+    aud = commands.add_parser("audit")
+    for flag in ("--action", "--outcome"):
+        aud.add_argument(flag, required=True)
+    for flag in ("--to", "--from", "--reason"):
+        aud.add_argument(flag)
+    aud.add_argument("--by", default="root")
+    args = parser.parse_args(argv)
+    try:
+        cycle = Cycle.load(args.app)
+        return run(cycle, args)
+    except CycleError as error:
+        print(f"gunship-release {args.app}: {error}", file=sys.stderr)
+        return 1
+
+
+def run(cycle: Cycle, args: argparse.Namespace) -> int:
+    if args.command == "status":
+        print(
+            json.dumps(status(cycle))
+            if args.json
+            else "\n".join(f"{k}: {v}" for k, v in status(cycle).items())
+        )
+    elif args.command == "releases":
+        rows = releases(cycle)
+        print(json.dumps(rows) if args.json else "\n".join(map(release_line, rows)))
+    elif args.command == "activate":
+        print(json.dumps(activate(cycle, args.release, args.action, args.by, args.force, args.dry_run)))
+    elif args.command == "rollback":
+        target = rollback_target(cycle, args.to)
+        if args.dry_run:
+            print(json.dumps(activate(cycle, target, "rollback", args.by, False, True)))
+            return 0
+        # A rollback by hand takes the same lock a deploy does.
+        acquire_lock(cycle, f"{args.by}@{socket.gethostname()} (rollback)")
+        try:
+            print(json.dumps(activate(cycle, target, "rollback", args.by, False, False)))
+        finally:
+            cycle.lock_file.unlink(missing_ok=True)
+    elif args.command == "lock":
+        acquire_lock(cycle, args.holder)
+    elif args.command == "unlock":
+        held = read_lock(cycle)
+        if held and not args.dry_run:
+            cycle.lock_file.unlink()
+        print(
+            json.dumps(
+                {
+                    "was_locked": held is not None,
+                    "holder": (held or {}).get("holder"),
+                    "since": (held or {}).get("since"),
+                    "dry_run": args.dry_run,
+                }
+            )
+        )
+    elif args.command == "scale":
+        print(scale(cycle, args.workers, args.dry_run))
+    elif args.command == "audit":
+        audit(
+            cycle,
+            action=args.action,
+            outcome=args.outcome,
+            to=args.to,
+            by=args.by,
+            reason=args.reason,
+            **{"from": getattr(args, "from")},
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

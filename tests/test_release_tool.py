@@ -1,0 +1,107 @@
+"""gunship-release's choices that need no running host: which release a rollback picks, the
+lock, and what Nginx's upstream file says."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "roles" / "release" / "files" / "gunship_release.py"
+spec = importlib.util.spec_from_file_location("gunship_release", SCRIPT)
+assert spec and spec.loader
+tool = importlib.util.module_from_spec(spec)
+sys.modules["gunship_release"] = tool  # dataclasses look their module up there
+spec.loader.exec_module(tool)
+
+
+@pytest.fixture
+def cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # No systemd here: every slot counts as stopped, so slots are read from their links.
+    monkeypatch.setattr(tool, "is_active", lambda unit: False)
+    monkeypatch.setattr(tool, "unit_property", lambda unit, name: "")
+    (tmp_path / "releases").mkdir()
+    (tmp_path / "slots").mkdir()
+    return tool.Cycle(
+        app="shop",
+        root=tmp_path,
+        slots=["blue", "green"],
+        service="gunicorn-shop@{slot}.service",
+        socket_unit="gunicorn-shop@{slot}.socket",
+        socket="/run/shop/{slot}.sock",
+        upstream_file=tmp_path / "shop.upstream.conf",
+        health_path="/healthz",
+        health_host="localhost",
+        health_timeout=1,
+        front_port=80,
+        warm_seconds=0,
+        journal_lines=5,
+        release_marker="/nonexistent/{slot}/release",
+    )
+
+
+def add_release(cycle, rid: str, at: str, previous: str | None = None, failed: bool = False) -> None:
+    path = cycle.releases_dir / rid
+    path.mkdir()
+    record = {"id": rid, "version": rid[-1], "deployed_at": at, "previous": previous}
+    if failed:
+        record["failed"] = True
+    (path / "release.json").write_text(json.dumps(record))
+
+
+def go_live(cycle, rid: str, slot: str = "blue") -> None:
+    os.symlink(cycle.releases_dir / rid, cycle.slot_link(slot))
+    os.symlink(slot, cycle.live_link)
+
+
+def test_rollback_picks_the_release_before_the_live_one(cycle) -> None:
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    add_release(cycle, "r2", "2026-01-02T00:00:00Z", previous="r1")
+    add_release(cycle, "r3", "2026-01-03T00:00:00Z", previous="r2")
+    go_live(cycle, "r3")
+    assert tool.rollback_target(cycle, None) == "r2"
+    assert tool.rollback_target(cycle, "r1") == "r1"
+
+
+def test_rollback_never_picks_a_failed_release(cycle) -> None:
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    add_release(cycle, "r2", "2026-01-02T00:00:00Z", previous="r1", failed=True)
+    add_release(cycle, "r3", "2026-01-03T00:00:00Z", previous="r2")
+    go_live(cycle, "r3")
+    assert tool.rollback_target(cycle, None) == "r1"
+
+
+@pytest.mark.parametrize(
+    "to, message",
+    [
+        (None, "nothing to roll back to: no release on this host is older than the live one"),
+        ("r1", "it is already live"),
+        ("r9", "not on this host"),
+    ],
+)
+def test_rollback_refuses_clearly(cycle, to: str | None, message: str) -> None:
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1")
+    with pytest.raises(tool.CycleError, match=message):
+        tool.rollback_target(cycle, to)
+
+
+def test_a_second_lock_names_the_holder_and_leaves_the_first(cycle) -> None:
+    tool.acquire_lock(cycle, "alice@laptop")
+    with pytest.raises(tool.CycleError, match="locked by alice@laptop since"):
+        tool.acquire_lock(cycle, "bob@ci")
+    assert tool.read_lock(cycle)["holder"] == "alice@laptop"
+
+
+def test_upstream_names_the_slot_socket(cycle) -> None:
+    assert "server unix:/run/shop/green.sock fail_timeout=0;" in tool.upstream_text(cycle, "green")
+
+
+@pytest.mark.parametrize("change", ["2", "+0", "+x", "*2"])
+def test_scale_refuses_what_is_not_plus_or_minus_n(cycle, change: str) -> None:
+    with pytest.raises(tool.CycleError, match="give \\+N or -N"):
+        tool.scale(cycle, change, dry_run=True)
