@@ -1,0 +1,193 @@
+"""Day-two commands over SSH, on the hosts of an Ansible inventory: `fab --list`.
+
+    fab releases                 fab status
+    fab rollback [--to RELEASE]  fab scale --workers=+2
+    fab unlock                   (every task: --inventory, --host; changing ones: --dry)
+
+Each runs gunship-release on the hosts (installed by the release role), so a rollback here is
+the same gated switch a playbook makes. Hosts, users, ports and app_name come from the
+inventory exactly as Ansible sees them (`ansible-inventory --list`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabric import Connection, task
+from invoke import Context
+from invoke.exceptions import Exit
+
+PROJECT = Path(__file__).resolve().parent
+DEFAULT_INVENTORY = os.environ.get("GUNSHIP_INVENTORY", "inventories/prod")
+APP_GROUP = os.environ.get("GUNSHIP_APP_GROUP", "app")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    address: str
+    user: str | None
+    port: int | None
+    key: str | None
+    app: str
+    become_password: str | None = None
+
+
+def inventory_targets(inventory: dict, group: str = APP_GROUP) -> list[Target]:
+    """The hosts of `group` in `ansible-inventory --list` output, with their connection vars."""
+    hostvars = inventory.get("_meta", {}).get("hostvars", {})
+
+    def members(name: str, seen: set[str]) -> list[str]:
+        if name in seen:
+            return []
+        seen.add(name)
+        entry = inventory.get(name, {})
+        hosts = list(entry.get("hosts", []))
+        for child in entry.get("children", []):
+            hosts += members(child, seen)
+        return hosts
+
+    targets = []
+    for host in dict.fromkeys(members(group, set())):
+        hv = hostvars.get(host, {})
+        app = hv.get("app_name")
+        if not app:
+            raise Exit(f"{host}: app_name is not set in the inventory; fab needs it to know the app")
+        port = hv.get("ansible_port") or hv.get("ansible_ssh_port")
+        targets.append(
+            Target(
+                name=host,
+                address=hv.get("ansible_host", host),
+                user=hv.get("ansible_user") or hv.get("ansible_ssh_user"),
+                port=int(port) if port else None,
+                key=hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file"),
+                app=app,
+                become_password=hv.get("ansible_become_password") or hv.get("ansible_become_pass"),
+            )
+        )
+    if not targets:
+        raise Exit(f"no hosts in group {group!r} of the inventory")
+    return targets
+
+
+def load_targets(inventory: str, host: str | None) -> list[Target]:
+    path = inventory if os.path.isabs(inventory) else str(PROJECT / inventory)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-inventory")), "-i", path, "--list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT,
+    )
+    if result.returncode != 0:
+        raise Exit(f"ansible-inventory -i {inventory} failed:\n{result.stderr.strip()}")
+    targets = inventory_targets(json.loads(result.stdout))
+    if host:
+        targets = [t for t in targets if host in (t.name, t.address)]
+        if not targets:
+            raise Exit(f"--host {host!r} is not in group {APP_GROUP!r} of {inventory}")
+    return targets
+
+
+def connect(target: Target) -> Connection:
+    connect_kwargs = {"key_filename": os.path.expanduser(target.key)} if target.key else {}
+    return Connection(target.address, user=target.user, port=target.port, connect_kwargs=connect_kwargs)
+
+
+def on_hosts(inventory: str, host: str | None, *args: str) -> list[tuple[Target, str]]:
+    """Run `gunship-release APP ARGS` on each host (as root via sudo unless we are root)."""
+    outputs = []
+    for target in load_targets(inventory, host):
+        command = shlex.join(["gunship-release", target.app, *args])
+        with connect(target) as conn:
+            root = conn.user == "root"
+            runner = conn.run if root else conn.sudo
+            result = runner(command, hide=True, warn=True)
+        if result.exited != 0:
+            raise Exit(
+                f"{target.name}: {result.stderr.strip() or result.stdout.strip()}", code=result.exited or 1
+            )
+        outputs.append((target, result.stdout.strip()))
+    return outputs
+
+
+INVENTORY_HELP = {"inventory": f"Ansible inventory (default {DEFAULT_INVENTORY})", "host": "only this host"}
+
+
+@task(
+    help={
+        **INVENTORY_HELP,
+        "to": "release id to roll back to (default: the previous one)",
+        "dry": "say what would happen, change nothing",
+    }
+)
+def rollback(
+    c: Context,
+    to: str | None = None,
+    inventory: str = DEFAULT_INVENTORY,
+    host: str | None = None,
+    dry: bool = False,
+) -> None:
+    """Roll back to the previous release (or --to), gated and switched like a deploy."""
+    args = (
+        ["rollback", f"--by={getpass.getuser()}"]
+        + ([f"--to={to}"] if to else [])
+        + (["--dry-run"] if dry else [])
+    )
+    for target, out in on_hosts(inventory, host, *args):
+        print(f"{target.name}: {json.loads(out)['message']}")
+
+
+@task(help=INVENTORY_HELP)
+def releases(c: Context, inventory: str = DEFAULT_INVENTORY, host: str | None = None) -> None:
+    """List each host's releases: id, version, deployed at, by whom, live and warm."""
+    for target, out in on_hosts(inventory, host, "releases", "--json"):
+        print(f"{target.name} ({target.app})")
+        print(f"  {'release':<18} {'version':<10} {'deployed at':<22} {'by':<12} state")
+        for row in json.loads(out):
+            state = " ".join(m for m in ("live", "warm", "failed") if row[m])
+            cells = (row["id"], row["version"], row["deployed_at"], row["deployed_by"])
+            print("  {:<18} {!s:<10} {!s:<22} {!s:<12} ".format(*cells) + state)
+
+
+@task(help=INVENTORY_HELP)
+def status(c: Context, inventory: str = DEFAULT_INVENTORY, host: str | None = None) -> None:
+    """Show each host's live release, slot, workers, health and uptime."""
+    for target, out in on_hosts(inventory, host, "status", "--json"):
+        s = json.loads(out)
+        print(
+            f"{target.name} ({target.app}): release {s.get('release')} ({s.get('version')}) in slot "
+            f"{s.get('live_slot')}, {s.get('workers')} workers, "
+            f"{'healthy' if s.get('healthy') else 'NOT HEALTHY'}, up since {s.get('active_since')}"
+            + (f"; {s['warm_slot']} is warm with {s['warm_release']}" if s.get("warm_slot") else "")
+        )
+
+
+@task(help={**INVENTORY_HELP, "workers": "+N or -N workers", "dry": "say what would happen, change nothing"})
+def scale(
+    c: Context, workers: str, inventory: str = DEFAULT_INVENTORY, host: str | None = None, dry: bool = False
+) -> None:
+    """Add or remove workers on the live master (TTIN/TTOU); lasts until the next restart."""
+    for target, out in on_hosts(inventory, host, "scale", workers, *(["--dry-run"] if dry else [])):
+        print(f"{target.name}: {out}")
+
+
+@task(help={**INVENTORY_HELP, "dry": "show the lock, leave it"})
+def unlock(
+    c: Context, inventory: str = DEFAULT_INVENTORY, host: str | None = None, dry: bool = False
+) -> None:
+    """Clear a stale deploy lock, saying who held it."""
+    for target, out in on_hosts(inventory, host, "unlock", *(["--dry-run"] if dry else [])):
+        lock = json.loads(out)
+        if not lock["was_locked"]:
+            print(f"{target.name}: not locked")
+        else:
+            verb = "is locked" if dry else "was locked"
+            print(f"{target.name}: {verb} by {lock['holder']} since {lock['since']}")
