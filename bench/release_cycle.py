@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Benchmark the release cycle on a deployed sandbox host, side by side in one run.
+
+    bench/release_cycle.py --inventory INV --url http://127.0.0.1:PORT [--host-header localhost]
+                           [--rounds 5] [--out bench/results/release_cycle.json]
+
+Measures, on a host where the app has at least two releases:
+- `fab rollback` wall time, command to the old version answering, with the old slot warm and
+  with it cold (warm_seconds elapsed: simulated by stopping the idle slot first);
+- each switch's phases as gunship-release records them in the audit log;
+- a bounded load loop's failures and p50/p99 latency while switches happen, against the same
+  loop in steady state just before (the ratio is the figure that matters on a shared machine).
+Not a test: it asserts nothing; it prints and writes what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+FAB = str(Path(sys.executable).with_name("fab"))
+
+
+def get(url: str, host: str) -> tuple[int, float, str]:
+    parts = urlsplit(url)
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", "/version", headers={"Host": host})
+        response = conn.getresponse()
+        body = response.read().decode()
+        return response.status, time.perf_counter() - started, body
+    finally:
+        conn.close()
+
+
+class Load:
+    def __init__(self, url: str, host: str, threads: int = 4) -> None:
+        self.url, self.host = url, host
+        self.latencies: list[float] = []
+        self.failures = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                status, seconds, _ = get(self.url, self.host)
+                if status == 200:
+                    self.latencies.append(seconds)
+                else:
+                    self.failures += 1
+            except OSError:
+                self.failures += 1
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def summary(self) -> dict[str, float]:
+        lat = sorted(self.latencies)
+        return {
+            "requests": len(lat) + self.failures,
+            "failures": self.failures,
+            "p50_ms": 1000 * lat[len(lat) // 2],
+            "p99_ms": 1000 * lat[int(len(lat) * 0.99)],
+        }
+
+
+def fab(*args: str) -> str:
+    return subprocess.run([FAB, *args], capture_output=True, text=True, check=True).stdout
+
+
+def served_release(url: str, host: str) -> str:
+    return json.loads(get(url, host)[2])["release"]
+
+
+def timed_rollback(inventory: str, url: str, host: str, to: str, cold: bool) -> float:
+    """`fab rollback --to` wall time, from the command to `to` answering through Nginx."""
+    status = json.loads(fab_status_json(inventory))
+    if cold and status.get("warm_slot"):
+        ssh_run(inventory, f"systemctl stop gunicorn-{status['app']}@{status['warm_slot']}.service")
+    started = time.perf_counter()
+    fab("rollback", "--inventory", inventory, "--to", to)
+    while served_release(url, host) != to:
+        time.sleep(0.01)
+    return time.perf_counter() - started
+
+
+def fab_status_json(inventory: str) -> str:
+    return ssh_run(inventory, "gunship-release {app} status --json")
+
+
+def ssh_run(inventory: str, command: str) -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import fabfile
+
+    target = fabfile.load_targets(inventory, None)[0]
+    with fabfile.connect(target) as conn:
+        return conn.run(command.format(app=target.app), hide=True).stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inventory", required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--host-header", default="localhost")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", default="bench/results/release_cycle.json")
+    args = parser.parse_args()
+
+    with Load(args.url, args.host_header) as steady:
+        time.sleep(10)
+    ids = [row["id"] for row in json.loads(ssh_run(args.inventory, "gunship-release {app} releases --json"))]
+    if len(ids) < 2:
+        parser.error("the host needs at least two releases")
+    live = json.loads(fab_status_json(args.inventory))["release"]
+    other = next(rid for rid in reversed(ids) if rid != live)
+    pair = [other, live]  # the first switch goes away from the live release
+    warm, cold = [], []
+    with Load(args.url, args.host_header) as switching:
+        for _ in range(args.rounds):
+            # Away to the other release with its slot stopped first (cold), then straight back to
+            # the slot just left, still running (warm).
+            to_cold, to_warm = pair
+            cold.append(timed_rollback(args.inventory, args.url, args.host_header, to_cold, cold=True))
+            warm.append(timed_rollback(args.inventory, args.url, args.host_header, to_warm, cold=False))
+    log = ssh_run(args.inventory, "tail -n 40 /srv/{app}/audit.log")
+    audit = [json.loads(line) for line in log.splitlines()]
+    phases: dict[str, list[float]] = {}
+    for entry in audit:
+        for name, seconds in (entry.get("phases") or {}).items():
+            phases.setdefault(name, []).append(seconds)
+    result = {
+        "fab_rollback_warm_s": {"median": statistics.median(warm), "min": min(warm), "max": max(warm)},
+        "fab_rollback_cold_s": {"median": statistics.median(cold), "min": min(cold), "max": max(cold)},
+        "switch_phases_s": {k: statistics.median(v) for k, v in phases.items()},
+        "load_steady": steady.summary(),
+        "load_during_switches": switching.summary(),
+    }
+    result["p99_ratio_switching_to_steady"] = (
+        result["load_during_switches"]["p99_ms"] / result["load_steady"]["p99_ms"]
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
