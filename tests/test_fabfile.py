@@ -66,3 +66,49 @@ def test_fab_lists_the_day_two_tasks() -> None:
     ).stdout
     for name in ("rollback", "releases", "status", "scale", "unlock"):
         assert name in listing
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(fabfile, "CACHE_DIR", tmp_path / "cache")
+    return tmp_path / "cache"
+
+
+def write_inventory(root: Path, address: str, extra: str = "") -> Path:
+    (root / "group_vars").mkdir(parents=True, exist_ok=True)
+    (root / "group_vars" / "app.yml").write_text(f"app_name: shop\n{extra}")
+    (root / "hosts.yml").write_text(f"app:\n  hosts:\n    web1:\n      ansible_host: {address}\n")
+    return root
+
+
+def test_an_edited_inventory_is_read_again(tmp_path: Path, cache_dir: Path) -> None:
+    inventory = write_inventory(tmp_path / "inv", "10.0.0.1")
+    assert [t.address for t in fabfile.load_targets(str(inventory), None)] == ["10.0.0.1"]
+    assert [t.address for t in fabfile.load_targets(str(inventory), None)] == ["10.0.0.1"]
+    write_inventory(inventory, "10.0.0.22")
+    assert [t.address for t in fabfile.load_targets(str(inventory), None)] == ["10.0.0.22"]
+    (inventory / "group_vars" / "app.yml").write_text("app_name: shop-eu\n")
+    assert [t.app for t in fabfile.load_targets(str(inventory), None)] == ["shop-eu"]
+
+
+def test_a_dynamic_inventory_is_asked_every_time(tmp_path: Path, cache_dir: Path) -> None:
+    source = tmp_path / "address"
+    source.write_text("10.0.0.1")
+    script = tmp_path / "inv.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "{{\\"app\\": {{\\"hosts\\": [\\"web1\\"]}}, \\"_meta\\": {{\\"hostvars\\": '
+        f'{{\\"web1\\": {{\\"app_name\\": \\"shop\\", \\"ansible_host\\": \\"$(cat {source})\\"}}}}}}}}"\n'
+    )
+    script.chmod(0o755)
+    assert [t.address for t in fabfile.load_targets(str(script), None)] == ["10.0.0.1"]
+    source.write_text("10.0.0.9")  # the cloud moved the host; the script's file did not change
+    assert [t.address for t in fabfile.load_targets(str(script), None)] == ["10.0.0.9"]
+    assert not cache_dir.exists()
+
+
+def test_a_become_password_is_never_written_to_the_cache(tmp_path: Path, cache_dir: Path) -> None:
+    inventory = write_inventory(tmp_path / "inv", "10.0.0.1", "ansible_become_password: hunter2-secret\n")
+    assert [t.become_password for t in fabfile.load_targets(str(inventory), None)] == ["hunter2-secret"]
+    written = [p.read_text() for p in cache_dir.rglob("*") if p.is_file()] if cache_dir.exists() else []
+    assert not any("hunter2-secret" in text for text in written)
