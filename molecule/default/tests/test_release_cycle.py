@@ -4,29 +4,10 @@ to release_keep_releases, never the live one or the one before it."""
 from __future__ import annotations
 
 import json
-import re
-import shutil
-from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import PORTS, PROJECT, ROOT, deploy, fetch, live_record
-
-
-def versioned_source(tmp: Path, version: str) -> Path:
-    source = tmp / f"flaskapp-{version}"
-    shutil.copytree(
-        PROJECT / "examples" / "flaskapp",
-        source,
-        ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"),
-    )
-    pyproject = source / "pyproject.toml"
-    pyproject.write_text(
-        re.sub(
-            r'^version = ".*"$', f'version = "{version}"', pyproject.read_text(), count=1, flags=re.MULTILINE
-        )
-    )
-    return source
+from conftest import PORTS, ROOT, deploy, fetch, live_record, versioned_source
 
 
 def releases(node: testinfra.host.Host) -> set[str]:

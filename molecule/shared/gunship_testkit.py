@@ -1,0 +1,181 @@
+"""What every Molecule scenario's tests share: HTTP from the host on loopback, the real
+playbooks run as a user runs them, versioned copies of the example app, a bounded load loop,
+and the host's audit log."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import testinfra
+
+APP = "gunship-example"
+ROOT = f"/srv/{APP}"
+UNIT = f"gunicorn-{APP}"  # a template: gunicorn-<app>@blue / @green
+ALL_SLOTS = f"{UNIT}@*"
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).parents[2]))
+# The tools next to the interpreter running the tests: the project's venv.
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+def fetch_port(port: int, path: str, host_header: str = "localhost") -> Answer:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        connection.request("GET", path, headers={"Host": host_header})
+        response = connection.getresponse()
+        body = response.read().decode()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+    finally:
+        connection.close()
+
+
+def playbook(name: str, inventory: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    """Run playbooks/<name> against `inventory`, as a user would."""
+    command = [str(BIN / "ansible-playbook"), f"playbooks/{name}", "-i", inventory, *args]
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def versioned_source(tmp: Path, version: str, patch: Callable[[Path], None] | None = None) -> Path:
+    """A copy of examples/flaskapp with `version` in pyproject.toml (and `patch` applied)."""
+    source = tmp / f"flaskapp-{version}"
+    shutil.copytree(
+        PROJECT / "examples" / "flaskapp",
+        source,
+        ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"),
+    )
+    pyproject = source / "pyproject.toml"
+    pyproject.write_text(
+        re.sub(
+            r'^version = ".*"$', f'version = "{version}"', pyproject.read_text(), count=1, flags=re.MULTILINE
+        )
+    )
+    if patch:
+        patch(source / "src" / "gunship_example")
+    return source
+
+
+class LoadLoop:
+    """Bounded GET /version traffic from the host on loopback, counting what comes back."""
+
+    def __init__(self, ports: list[int], threads_per_port: int = 2, seconds_max: float = 900) -> None:
+        self.deadline = time.monotonic() + seconds_max
+        self.stopped = threading.Event()
+        self.versions: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.threads = [
+            threading.Thread(target=self.run, args=(port,), daemon=True)
+            for port in ports
+            for _ in range(threads_per_port)
+        ]
+
+    def run(self, port: int) -> None:
+        while not self.stopped.is_set() and time.monotonic() < self.deadline:
+            try:
+                answer = fetch_port(port, "/version")
+                if answer.status == 200:
+                    self.versions[answer.json()["version"]] += 1
+                else:
+                    self.failures.append(f"{port}: HTTP {answer.status} at {time.strftime('%T')}")
+            except OSError as error:
+                self.failures.append(f"{port}: {error} at {time.strftime('%T')}")
+
+    @property
+    def requests(self) -> int:
+        return sum(self.versions.values()) + len(self.failures)
+
+    def start(self) -> LoadLoop:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join()
+
+    def __enter__(self) -> LoadLoop:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def audit(node: testinfra.host.Host, app: str = APP) -> list[dict]:
+    text = node.file(f"/srv/{app}/audit.log").content_string
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def live_record(node: testinfra.host.Host, app: str = APP) -> dict:
+    return json.loads(node.file(f"/srv/{app}/current/release.json").content_string)
+
+
+def live_slot(node: testinfra.host.Host, app: str = APP) -> str:
+    # readlink, not File.linked_to: that resolves the slot's link on to the release.
+    return node.check_output(f"readlink /srv/{app}/slots/live")
+
+
+def release_versions(node: testinfra.host.Host, app: str = APP) -> dict[str, str]:
+    """Release id -> version, for every release directory on the host."""
+    ids = node.check_output(f"ls -1 /srv/{app}/releases").split()
+    return {
+        rid: json.loads(node.file(f"/srv/{app}/releases/{rid}/release.json").content_string)["version"]
+        for rid in ids
+    }
+
+
+def ssh_inventory(root: Path, host: str, ssh_port: int, key: Path, **group_vars: object) -> Path:
+    """Write an ordinary inventory directory for one host on 127.0.0.1:ssh_port, logged in
+    to as the deploy user with `key`, with the example app's settings as its group_vars."""
+    hosts = {
+        "app": {
+            "hosts": {
+                host: {
+                    "ansible_host": "127.0.0.1",
+                    "ansible_port": ssh_port,
+                    "ansible_user": "deploy",
+                    "ansible_ssh_private_key_file": str(key),
+                    # A new container has a new host key: keep it out of ~/.ssh/known_hosts.
+                    "ansible_ssh_common_args": (
+                        f"-o UserKnownHostsFile={root / 'known_hosts'} -o StrictHostKeyChecking=accept-new"
+                    ),
+                }
+            }
+        }
+    }
+    settings = {
+        "app_name": APP,
+        "app_source": str(PROJECT / "examples" / "flaskapp"),
+        "app_wsgi": "gunship_example:create_app()",
+        "app_static_dir": "gunship_example/static",
+        "app_server_names": ["localhost", "127.0.0.1"],
+        "release_build_dir": str(root / "build"),
+        **group_vars,
+    }
+    (root / "group_vars").mkdir(parents=True, exist_ok=True)
+    (root / "hosts.yml").write_text(json.dumps(hosts, indent=2))  # JSON is YAML
+    (root / "group_vars" / "app.yml").write_text(json.dumps(settings, indent=2))
+    return root
