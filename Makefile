@@ -9,13 +9,14 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTHON ?= python3
 DISTROS := bookworm trixie
 
-.PHONY: help host venv images demo demo-down test unit lint molecule clean
+.PHONY: help host venv images demo demo-down test unit lint molecule bench-release clean
 
 help:
 	@echo "make demo      set up, start the sandbox container, deploy the example app"
 	@echo "make test      set up, then unit tests, lint and every Molecule scenario"
 	@echo "make unit | lint | molecule    one part of the tests"
 	@echo "make demo-down remove the sandbox container"
+	@echo "make bench-release   fab rollback and switch timings on the release scenario's container"
 
 host:
 	scripts/host-setup.sh
@@ -55,6 +56,10 @@ lint: venv
 molecule: venv images
 	mkdir -p .reports
 	molecule test --all
+
+# Not a test: figures for a person to read (bench/results/), nothing asserted.
+bench-release: host venv images
+	python bench/release_cycle.py --sandbox
 
 clean:
 	rm -rf $(VENV) .ansible .reports

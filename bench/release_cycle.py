@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark the release cycle on a deployed sandbox host, side by side in one run.
 
+    bench/release_cycle.py --sandbox            (what `make bench-release` runs)
     bench/release_cycle.py --inventory INV --url http://127.0.0.1:PORT [--host-header localhost]
                            [--rounds 5] [--out bench/results/release_cycle.json]
+
+--sandbox uses the release scenario's container (SSH on 127.0.0.1:18022, Nginx on 18091),
+creating it with Molecule when it is not there, and deploys two releases when it has fewer.
 
 Measures, on a host where the app has at least two releases:
 - `fab rollback` wall time, command to the old version answering, with the old slot warm and
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -26,7 +32,17 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+PROJECT = Path(__file__).resolve().parents[1]
+# fabfile and the Molecule scenarios' kit, imported once their directories are on the path.
+sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
+from gunship_testkit import playbook, ssh_inventory, versioned_source  # noqa: E402  (path set above)
+
+import fabfile  # noqa: E402  (path set above)
+
 FAB = str(Path(sys.executable).with_name("fab"))
+SANDBOX = "gunship-release-trixie"  # molecule/release
+WORK = PROJECT / "bench" / ".work"
 
 
 def get(url: str, host: str) -> tuple[int, float, str]:
@@ -106,22 +122,86 @@ def fab_status_json(inventory: str) -> str:
 
 
 def ssh_run(inventory: str, command: str) -> str:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import fabfile
-
     target = fabfile.load_targets(inventory, None)[0]
     with fabfile.connect(target) as conn:
-        return conn.run(command.format(app=target.app), hide=True).stdout
+        runner = conn.run if conn.user == "root" else conn.sudo
+        return runner(command.format(app=target.app), hide=True).stdout
+
+
+def sandbox() -> str:
+    """The release scenario's container, reachable over SSH with a key of the bench's own,
+    with at least two releases deployed. Returns the inventory directory."""
+    env = {**os.environ, "ANSIBLE_HOME": str(PROJECT / ".ansible")}
+    exists = subprocess.run(["podman", "container", "exists", SANDBOX], check=False).returncode == 0
+    if not exists:
+        for step in ("create", "prepare"):
+            subprocess.run(
+                [str(Path(sys.executable).with_name("molecule")), step, "-s", "release"],
+                cwd=PROJECT,
+                env=env,
+                check=True,
+            )
+    WORK.mkdir(parents=True, exist_ok=True)
+    key = WORK / "id_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    subprocess.run(
+        [
+            "podman",
+            "exec",
+            "-i",
+            SANDBOX,
+            "sh",
+            "-c",
+            "install -d -o deploy -g deploy -m 0700 ~deploy/.ssh && cat >> ~deploy/.ssh/authorized_keys"
+            " && chown deploy: ~deploy/.ssh/authorized_keys",
+        ],
+        input=key.with_suffix(".pub").read_text(),
+        text=True,
+        check=True,
+    )
+    inventory = str(ssh_inventory(WORK / "inventory", "sandbox", 18022, key))
+    have = subprocess.run(
+        ["podman", "exec", SANDBOX, "sh", "-c", "ls /srv/gunship-example/releases 2>/dev/null"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    for version in ("1.0.0", "2.0.0")[len(have) :]:
+        run = playbook(
+            "deploy.yml", inventory, "-e", json.dumps({"app_source": str(versioned_source(WORK, version))})
+        )
+        if run.returncode != 0:
+            sys.exit(run.stdout + run.stderr)
+    return inventory
+
+
+def machine() -> dict[str, object]:
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", required=True)
-    parser.add_argument("--url", required=True)
+    parser.add_argument(
+        "--sandbox", action="store_true", help="use (or create) the release scenario's container"
+    )
+    parser.add_argument("--inventory")
+    parser.add_argument("--url", default="http://127.0.0.1:18091")
     parser.add_argument("--host-header", default="localhost")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", default="bench/results/release_cycle.json")
     args = parser.parse_args()
+    if args.sandbox:
+        args.inventory = sandbox()
+    elif not args.inventory:
+        parser.error("give --inventory (and --url), or --sandbox")
+    started_with = machine()
 
     with Load(args.url, args.host_header) as steady:
         time.sleep(10)
@@ -146,6 +226,9 @@ def main() -> int:
         for name, seconds in (entry.get("phases") or {}).items():
             phases.setdefault(name, []).append(seconds)
     result = {
+        "command": " ".join(["bench/release_cycle.py", *sys.argv[1:]]),
+        "machine": started_with,
+        "rounds": args.rounds,
         "fab_rollback_warm_s": {"median": statistics.median(warm), "min": min(warm), "max": max(warm)},
         "fab_rollback_cold_s": {"median": statistics.median(cold), "min": min(cold), "max": max(cold)},
         "switch_phases_s": {k: statistics.median(v) for k, v in phases.items()},
