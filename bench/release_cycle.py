@@ -186,6 +186,10 @@ def machine() -> dict[str, object]:
     }
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -211,27 +215,41 @@ def main() -> int:
     live = json.loads(fab_status_json(args.inventory))["release"]
     other = next(rid for rid in reversed(ids) if rid != live)
     pair = [other, live]  # the first switch goes away from the live release
-    warm, cold = [], []
-    with Load(args.url, args.host_header) as switching:
+
+    def rounds() -> tuple[list[float], list[float]]:
+        warm, cold = [], []
         for _ in range(args.rounds):
             # Away to the other release with its slot stopped first (cold), then straight back to
             # the slot just left, still running (warm).
             to_cold, to_warm = pair
             cold.append(timed_rollback(args.inventory, args.url, args.host_header, to_cold, cold=True))
             warm.append(timed_rollback(args.inventory, args.url, args.host_header, to_warm, cold=False))
-    log = ssh_run(args.inventory, "tail -n 40 /srv/{app}/audit.log")
+        return warm, cold
+
+    # The rollback's own time on an otherwise idle stack, then again under the load loop (which
+    # keeps both cores busy): the first is what the target is about, the second what the load
+    # loop's latency is compared with.
+    warm, cold = rounds()
+    with Load(args.url, args.host_header) as switching:
+        warm_loaded, cold_loaded = rounds()
+    log = ssh_run(args.inventory, f"tail -n {4 * args.rounds} /srv/{{app}}/audit.log")
     audit = [json.loads(line) for line in log.splitlines()]
-    phases: dict[str, list[float]] = {}
+    phases: dict[str, dict[str, list[float]]] = {"warm": {}, "cold": {}}
     for entry in audit:
         for name, seconds in (entry.get("phases") or {}).items():
-            phases.setdefault(name, []).append(seconds)
+            phases["warm" if entry.get("warm") else "cold"].setdefault(name, []).append(seconds)
     result = {
         "command": " ".join(["bench/release_cycle.py", *sys.argv[1:]]),
         "machine": started_with,
         "rounds": args.rounds,
-        "fab_rollback_warm_s": {"median": statistics.median(warm), "min": min(warm), "max": max(warm)},
-        "fab_rollback_cold_s": {"median": statistics.median(cold), "min": min(cold), "max": max(cold)},
-        "switch_phases_s": {k: statistics.median(v) for k, v in phases.items()},
+        "fab_rollback_warm_s": spread(warm),
+        "fab_rollback_cold_s": spread(cold),
+        "fab_rollback_warm_under_load_s": spread(warm_loaded),
+        "fab_rollback_cold_under_load_s": spread(cold_loaded),
+        "switch_phases_median_s": {
+            kind: {name: statistics.median(values) for name, values in by_name.items()}
+            for kind, by_name in phases.items()
+        },
         "load_steady": steady.summary(),
         "load_during_switches": switching.summary(),
     }
