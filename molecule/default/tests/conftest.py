@@ -24,10 +24,20 @@ from gunship_testkit import (
     live_record,
     live_slot,
     playbook,
+    release_versions,
     versioned_source,
 )
 
-__all__ = ["ALL_SLOTS", "APP", "PROJECT", "ROOT", "live_record", "live_slot", "versioned_source"]
+__all__ = [
+    "ALL_SLOTS",
+    "APP",
+    "PROJECT",
+    "ROOT",
+    "live_record",
+    "live_slot",
+    "release_versions",
+    "versioned_source",
+]
 
 # Container name -> the loopback port its Nginx is published on (molecule.yml).
 PORTS = {"gunship-default-bookworm": 18081, "gunship-default-trixie": 18082}

@@ -7,18 +7,7 @@ import json
 
 import pytest
 import testinfra
-from conftest import PORTS, ROOT, deploy, fetch, live_record, versioned_source
-
-
-def releases(node: testinfra.host.Host) -> set[str]:
-    return set(node.check_output(f"ls -1 {ROOT}/releases").split())
-
-
-def records(node: testinfra.host.Host) -> dict[str, dict]:
-    return {
-        rid: json.loads(node.file(f"{ROOT}/releases/{rid}/release.json").content_string)
-        for rid in releases(node)
-    }
+from conftest import PORTS, deploy, fetch, live_record, release_versions, versioned_source
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +19,7 @@ def nodes() -> dict[str, testinfra.host.Host]:
 def second_release(nodes, tmp_path_factory):
     """Deploy version 1.1.0 over whatever is live; return what was live before."""
     before = {name: live_record(node) for name, node in nodes.items()}
-    kept = {name: releases(node) for name, node in nodes.items()}
+    kept = {name: set(release_versions(node)) for name, node in nodes.items()}
     run = deploy(
         "--extra-vars",
         json.dumps({"app_source": str(versioned_source(tmp_path_factory.mktemp("src"), "1.1.0"))}),
@@ -47,7 +36,7 @@ def test_new_version_is_a_new_release_that_is_served(second_release, nodes, name
     assert record["version"] == "1.1.0"
     assert record["id"] != before[name]["id"]
     assert record["previous"] == before[name]["id"]
-    assert releases(node) == kept[name] | {record["id"]}
+    assert set(release_versions(node)) == kept[name] | {record["id"]}
     served = fetch(name, "/version").json()
     assert (served["version"], served["release"]) == ("1.1.0", record["id"])
 
@@ -61,7 +50,6 @@ def test_pruning_keeps_the_live_and_previous_releases(second_release, nodes, tmp
     run = deploy("--extra-vars", json.dumps({"app_source": str(source), "release_keep_releases": 2}))
     assert run.returncode == 0, run.stdout + run.stderr
     for name, node in nodes.items():
-        kept = records(node)
-        assert sorted(r["version"] for r in kept.values()) == ["1.1.0", "1.2.0"]
+        assert sorted(release_versions(node).values()) == ["1.1.0", "1.2.0"]
         assert live_record(node)["version"] == "1.2.0"
         assert fetch(name, "/version").json()["version"] == "1.2.0"

@@ -70,7 +70,8 @@ def load(v1: str):
 
 
 def test_first_deploy_over_ssh_serves_v1(v1: str, load: LoadLoop) -> None:
-    assert served() == {"version": "1.0.0", "release": v1, "host": served()["host"]}
+    answer = served()
+    assert (answer["version"], answer["release"]) == ("1.0.0", v1)
 
 
 def test_v2_replaces_v1(load: LoadLoop, inventory: str, node, tmp_path_factory) -> None:
@@ -78,7 +79,8 @@ def test_v2_replaces_v1(load: LoadLoop, inventory: str, node, tmp_path_factory) 
     record = live_record(node)
     IDS["2.0.0"] = record["id"]
     assert record["previous"] == IDS["1.0.0"]
-    assert (served()["version"], served()["release"]) == ("2.0.0", IDS["2.0.0"])
+    answer = served()
+    assert (answer["version"], answer["release"]) == ("2.0.0", IDS["2.0.0"])
 
 
 def test_fab_rollback_serves_the_previous_release_from_the_warm_slot(load, inventory, node) -> None:
@@ -99,7 +101,8 @@ def test_fab_releases_shows_which_is_live_and_which_is_warm(load, inventory) -> 
 def test_fab_rollback_to_a_named_release(load, inventory) -> None:
     out = ok(fab(inventory, "rollback", "--to", IDS["2.0.0"]))
     assert f"-> {IDS['2.0.0']}" in out
-    assert (served()["version"], served()["release"]) == ("2.0.0", IDS["2.0.0"])
+    answer = served()
+    assert (answer["version"], answer["release"]) == ("2.0.0", IDS["2.0.0"])
 
 
 def test_fab_status_reports_the_live_release(load, inventory, node) -> None:
