@@ -24,6 +24,7 @@ from pathlib import Path
 from fabric import Config, Connection, task
 from invoke import Context
 from invoke.exceptions import Exit
+from invoke.runners import Result
 
 PROJECT = Path(__file__).resolve().parent
 DEFAULT_INVENTORY = os.environ.get("GUNSHIP_INVENTORY", "inventories/prod")
@@ -160,15 +161,19 @@ def connect(target: Target) -> Connection:
     )
 
 
+def as_root(conn: Connection, command: str, **kwargs: object) -> Result:
+    """Run `command` as root: directly when we log in as root, else through sudo."""
+    runner = conn.run if conn.user == "root" else conn.sudo
+    return runner(command, **kwargs)
+
+
 def on_hosts(inventory: str, host: str | None, *args: str) -> list[tuple[Target, str]]:
     """Run `gunship-release APP ARGS` on each host (as root via sudo unless we are root)."""
     outputs = []
     for target in load_targets(inventory, host):
         command = shlex.join(["gunship-release", target.app, *args])
         with connect(target) as conn:
-            root = conn.user == "root"
-            runner = conn.run if root else conn.sudo
-            result = runner(command, hide=True, warn=True)
+            result = as_root(conn, command, hide=True, warn=True)
         if result.exited != 0:
             raise Exit(
                 f"{target.name}: {result.stderr.strip() or result.stdout.strip()}", code=result.exited or 1

@@ -124,8 +124,7 @@ def fab_status_json(inventory: str) -> str:
 def ssh_run(inventory: str, command: str) -> str:
     target = fabfile.load_targets(inventory, None)[0]
     with fabfile.connect(target) as conn:
-        runner = conn.run if conn.user == "root" else conn.sudo
-        return runner(command.format(app=target.app), hide=True).stdout
+        return fabfile.as_root(conn, command.format(app=target.app), hide=True).stdout
 
 
 def sandbox() -> str:
@@ -134,7 +133,8 @@ def sandbox() -> str:
     env = {**os.environ, "ANSIBLE_HOME": str(PROJECT / ".ansible")}
     exists = subprocess.run(["podman", "container", "exists", SANDBOX], check=False).returncode == 0
     if not exists:
-        for step in ("create", "prepare"):
+        # destroy first: Molecule may still think a container it made earlier is there.
+        for step in ("destroy", "create", "prepare"):
             subprocess.run(
                 [str(Path(sys.executable).with_name("molecule")), step, "-s", "release"],
                 cwd=PROJECT,
@@ -153,8 +153,10 @@ def sandbox() -> str:
             SANDBOX,
             "sh",
             "-c",
-            "install -d -o deploy -g deploy -m 0700 ~deploy/.ssh && cat >> ~deploy/.ssh/authorized_keys"
-            " && chown deploy: ~deploy/.ssh/authorized_keys",
+            # Once: a second run finds the key there and adds nothing.
+            'install -d -o deploy -g deploy -m 0700 ~deploy/.ssh && key="$(cat)"'
+            ' && keys=~deploy/.ssh/authorized_keys && touch "$keys" && chown deploy: "$keys"'
+            ' && { grep -qxF "$key" "$keys" || echo "$key" >> "$keys"; }',
         ],
         input=key.with_suffix(".pub").read_text(),
         text=True,
