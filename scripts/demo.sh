@@ -13,7 +13,8 @@ scripts/build-test-image.sh bookworm
 if [ "$(podman container inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" != true ]; then
   podman rm -f "$name" >/dev/null 2>&1 || true
   echo "demo: starting $name, Nginx published on 127.0.0.1:$port"
-  podman run -d --name "$name" --hostname "$name" --systemd=always \
+  # Privileged: the app's systemd sandbox (namespaces) needs it inside a container.
+  podman run -d --name "$name" --hostname "$name" --systemd=always --privileged \
     --publish "127.0.0.1:$port:80" "$image" /lib/systemd/systemd >/dev/null
 fi
 

@@ -34,7 +34,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,  # Ansible's template module default
         keep_trailing_newline=True,
     )
-    env.filters.update(comment=_comment, to_json=json.dumps, bool=_bool)
+    env.filters.update(comment=_comment, to_json=json.dumps, bool=_bool, combine=lambda a, b: {**a, **b})
     return env
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from render import render, role_defaults
+from render import PROJECT, render, role_defaults
 
 GUNICORN_CONF = "etc/gunship/app/gunicorn.conf.py.j2"
 SERVICE = "etc/systemd/system/gunicorn-app@.service.j2"
@@ -155,6 +155,40 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path, app_root: Path) -> No
     assert "ListenStream=/run/shop/%i.sock" in socket.splitlines()
 
 
+def exposure(unit_dir: Path, unit: str) -> tuple[int, str]:
+    """`systemd-analyze security --offline` of a unit file: (exit status at 2.0, last line)."""
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--threshold=20", unit],
+        cwd=unit_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode, (result.stdout.strip().splitlines() or [result.stderr])[-1]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_the_slot_service_is_sandboxed_to_an_exposure_of_at_most_2(tmp_path: Path) -> None:
+    variables = gunicorn_vars(gunicorn_app_user="daemon", gunicorn_app_group="daemon")
+    (tmp_path / "gunicorn-shop@.service").write_text(render(SERVICE, variables))
+    status, verdict = exposure(tmp_path, "gunicorn-shop@blue.service")
+    assert status == 0, verdict
+    # The same unit without its sandbox is what the directives are worth.
+    bare = gunicorn_vars(gunicorn_app_user="daemon", gunicorn_app_group="daemon", gunicorn_sandbox={})
+    (tmp_path / "gunicorn-shop@.service").write_text(render(SERVICE, bare))
+    status, verdict = exposure(tmp_path, "gunicorn-shop@blue.service")
+    assert status != 0, verdict
+
+
+def test_an_app_relaxes_one_sandbox_directive_and_keeps_the_rest() -> None:
+    overrides = {"MemoryDenyWriteExecute": "no", "ReadWritePaths": "/srv/shop/uploads", "ProtectProc": None}
+    lines = render(SERVICE, gunicorn_vars(gunicorn_sandbox_overrides=overrides)).splitlines()
+    assert "MemoryDenyWriteExecute=no" in lines and "MemoryDenyWriteExecute=yes" not in lines
+    assert "ReadWritePaths=/srv/shop/uploads" in lines
+    assert not any(line.startswith("ProtectProc=") for line in lines)
+    assert {"ProtectSystem=strict", "NoNewPrivileges=yes", "CapabilityBoundingSet="} <= set(lines)
+
+
 def nginx_vars(**overrides: object) -> dict:
     return role_defaults(
         "nginx",
@@ -203,6 +237,39 @@ def test_site_and_default_server_pass_nginx_t(tmp_path: Path, overrides: dict) -
     assert result.returncode == 0, result.stderr
 
 
+@needs_nginx
+def test_a_tls_site_with_redirect_hsts_and_rate_limit_passes_nginx_t(tmp_path: Path) -> None:
+    sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
+    from gunship_testkit import self_signed
+
+    cert, key = self_signed("shop.example.com")
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls" / "shop.crt").write_text(cert)
+    (tmp_path / "tls" / "shop.key").write_text(key)
+    upstream = tmp_path / "shop.upstream.conf"
+    upstream.write_text("server unix:/run/shop/green.sock fail_timeout=0;\n")
+    variables = nginx_vars(
+        nginx_upstream_file=str(upstream),
+        nginx_tls=True,
+        nginx_tls_dir=str(tmp_path / "tls"),
+        nginx_https_port=8443,
+        nginx_http_port=8080,
+        nginx_hsts=True,
+        nginx_limit_req_rate="10r/s",
+    )
+    site = render(SITE, variables)
+    result = nginx_test(tmp_path, site, render(DEFAULT_SITE, variables))
+    assert result.returncode == 0, result.stderr
+    for directive in (
+        "return 301 https://$host:8443$request_uri;",
+        "listen 8443 ssl;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        'add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;',
+        "limit_req zone=shop_gunicorn_req burst=20 nodelay;",
+    ):
+        assert directive in site
+
+
 def test_site_carries_the_proxy_essentials() -> None:
     site = render(SITE, nginx_vars())
     for directive in (
@@ -215,8 +282,12 @@ def test_site_carries_the_proxy_essentials() -> None:
         "alias /srv/shop/current/static/;",
         "expires 30d;",
         "server_name shop.example.com;",
+        "server_tokens off;",
+        'add_header X-Content-Type-Options "nosniff" always;',
+        "client_header_timeout 10s;",
     ):
         assert directive in site
+    assert "Strict-Transport-Security" not in site  # opt-in, and only with TLS
     assert "return 444;" in render(DEFAULT_SITE, nginx_vars())
 
 

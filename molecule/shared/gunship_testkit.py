@@ -179,3 +179,34 @@ def ssh_inventory(root: Path, host: str, ssh_port: int, key: Path, **group_vars:
     (root / "hosts.yml").write_text(json.dumps(hosts, indent=2))  # JSON is YAML
     (root / "group_vars" / "app.yml").write_text(json.dumps(settings, indent=2))
     return root
+
+
+def self_signed(name: str = "localhost") -> tuple[str, str]:
+    """A fresh self-signed certificate for `name` (and 127.0.0.1) and its key, as PEM text."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name), loopback]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()

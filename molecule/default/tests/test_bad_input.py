@@ -8,6 +8,10 @@ import json
 import pytest
 import testinfra
 from conftest import HOSTS, PORTS, deploy, fetch, fingerprint
+from gunship_testkit import self_signed
+
+CERT, KEY = self_signed()
+OTHER_CERT, _ = self_signed()
 
 # (extra vars, fragments the failure message must contain)
 CASES = {
@@ -50,6 +54,74 @@ CASES = {
     "wsgi callable that does not import": (
         {"app_wsgi": "gunship_example:make_app()"},
         ["'gunship_example:make_app()' does not import", "has no attribute 'make_app'"],
+    ),
+    "TLS on without a certificate": (
+        {"app_tls": True},
+        ["app_tls is on but app_tls_certificate (nginx_tls_certificate) is empty", "PEM text"],
+    ),
+    "a certificate that is not PEM": (
+        {"app_tls": True, "app_tls_certificate": "my-certificate", "app_tls_certificate_key": KEY},
+        ["app_tls_certificate (nginx_tls_certificate) is not a PEM certificate"],
+    ),
+    "a certificate and a key that are not a pair": (
+        {"app_tls": True, "app_tls_certificate": OTHER_CERT, "app_tls_certificate_key": KEY},
+        ["app_tls_certificate (nginx_tls_certificate", "are not a pair"],
+    ),
+    "the HTTPS port on the HTTP port": (
+        {"app_tls": True, "app_tls_certificate": CERT, "app_tls_certificate_key": KEY, "app_https_port": 80},
+        ["app_https_port (nginx_https_port) is 80", "other than the HTTP port (80)"],
+    ),
+    "HSTS without TLS": (
+        {"nginx_hsts": True},
+        ["nginx_hsts is true but app_tls is off"],
+    ),
+    "TLS 1.0 among the protocols": (
+        {"nginx_tls_protocols": "TLSv1 TLSv1.2"},
+        ['nginx_tls_protocols is "TLSv1 TLSv1.2"', "TLS 1.0 and 1.1 are broken"],
+    ),
+    "a rate limit that is not a rate": (
+        {"nginx_limit_req_rate": "fast"},
+        ['nginx_limit_req_rate is "fast"', "10r/s"],
+    ),
+    "a security header value with a quote": (
+        {"nginx_security_headers": {"X-Frame-Options": 'DE"NY'}},
+        ["nginx_security_headers is", "without double quotes"],
+    ),
+    "no time for slow headers": (
+        {"nginx_client_header_timeout": 0},
+        ["nginx_client_header_timeout is 0", "each at least 1"],
+    ),
+    "a health path without its slash": (
+        {"app_health_path": "healthz"},
+        ['app_health_path (release_health_path) is "healthz"', "starting with a slash"],
+    ),
+    "no time for the health check": (
+        {"release_health_timeout": 0},
+        ["release_health_timeout is 0", "from 1 to 600"],
+    ),
+    "a negative warm time": (
+        {"release_warm_seconds": -5},
+        ["release_warm_seconds is -5", "from 0"],
+    ),
+    "keeping one release": (
+        {"release_keep_releases": 1},
+        ["release_keep_releases is 1", "at least 2"],
+    ),
+    "threads that are not a number": (
+        {"gunicorn_worker_class": "gthread", "gunicorn_threads": "many"},
+        ["gunicorn_threads", 'gunicorn_threads is "many"', "whole number from 1 to 1024"],
+    ),
+    "an unknown log level": (
+        {"gunicorn_loglevel": "verbose"},
+        ['gunicorn_loglevel is "verbose"', "choose debug, info"],
+    ),
+    "sandbox overrides that are not a mapping": (
+        {"gunicorn_sandbox_overrides": ["MemoryDenyWriteExecute=no"]},
+        ['gunicorn_sandbox_overrides is ["MemoryDenyWriteExecute=no"]', "mapping of systemd directive names"],
+    ),
+    "an environment value over two lines": (
+        {"app_env": {"GUNSHIP_SECRET_TOKEN": "line one\nline two"}},
+        ['app_env (release_env) has values under ["GUNSHIP_SECRET_TOKEN"]', "single line"],
     ),
 }
 

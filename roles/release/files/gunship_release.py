@@ -27,6 +27,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -57,6 +58,7 @@ class Cycle:
     warm_seconds: int
     journal_lines: int
     release_marker: str
+    front_scheme: str = "http"
 
     @classmethod
     def load(cls, app: str) -> Cycle:
@@ -224,16 +226,36 @@ def wait_healthy(cycle: Cycle, slot: str) -> None:
     )
 
 
+class LoopbackHTTPS(http.client.HTTPSConnection):
+    """HTTPS to this host's own Nginx on 127.0.0.1, naming the site in the TLS handshake (SNI).
+
+    The certificate is not verified: the check is about what Nginx routes to, on loopback,
+    and a site's certificate names the site, not 127.0.0.1."""
+
+    def __init__(self, port: int, server_name: str, timeout: float) -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        super().__init__("127.0.0.1", port, timeout=timeout, context=context)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_name)
+
+
+def front_connection(cycle: Cycle) -> http.client.HTTPConnection:
+    if cycle.front_scheme == "https":
+        return LoopbackHTTPS(cycle.front_port, cycle.health_host, timeout=5)
+    return http.client.HTTPConnection("127.0.0.1", cycle.front_port, timeout=5)
+
+
 def front_healthy(cycle: Cycle, tries: int = 10) -> str | None:
     """None when the health path answers 2xx through Nginx; else what it answered."""
     last = "no answer"
     for _ in range(tries):
         try:
-            status = http_status(
-                http.client.HTTPConnection("127.0.0.1", cycle.front_port, timeout=5),
-                cycle.health_path,
-                cycle.health_host,
-            )
+            status = http_status(front_connection(cycle), cycle.health_path, cycle.health_host)
             if 200 <= status < 300:
                 return None
             last = f"HTTP {status}"
