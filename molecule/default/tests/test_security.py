@@ -133,8 +133,9 @@ def tls(tmp_path_factory: pytest.TempPathFactory):
         "app_tls_certificate": cert,
         "app_tls_certificate_key": key,
         "nginx_hsts": True,
-        "nginx_limit_req_rate": "20r/s",
-        "nginx_limit_req_burst": 10,
+        # Low enough that a quick run of new connections from one address goes beyond it.
+        "nginx_limit_req_rate": "5r/s",
+        "nginx_limit_req_burst": 5,
         "app_env": {"GUNSHIP_SECRET_TOKEN": TLS_SECRET},
     }
     run = deploy("--extra-vars", json.dumps(settings))
