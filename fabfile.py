@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,7 +41,7 @@ class Target:
     port: int | None
     key: str | None
     app: str
-    become_password: str | None = None
+    become_password: str | dict | None = None  # a dict: still vault-encrypted
 
 
 def inventory_targets(inventory: dict, group: str = APP_GROUP) -> list[Target]:
@@ -151,11 +152,37 @@ def load_targets(inventory: str, host: str | None) -> list[Target]:
     return targets
 
 
+def reveal(value: str | dict | None, name: str, host: str) -> str | None:
+    """`value` as plain text: a vault-encrypted one (ansible-inventory leaves it encrypted) is
+    decrypted by ansible-vault, with the vault password Ansible would use (ANSIBLE_VAULT_PASSWORD_FILE,
+    ansible.cfg's vault_password_file, or a prompt)."""
+    if not isinstance(value, dict) or "__ansible_vault" not in value:
+        return value
+    with tempfile.NamedTemporaryFile("w", prefix="gunship-", suffix=".vault") as sealed:
+        sealed.write(value["__ansible_vault"])
+        sealed.flush()
+        run = subprocess.run(
+            [str(Path(sys.executable).with_name("ansible-vault")), "decrypt", "--output", "-", sealed.name],
+            stdin=None if sys.stdin.isatty() else subprocess.DEVNULL,  # a prompt only at a terminal
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=PROJECT,
+        )
+    if run.returncode != 0:
+        why = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit {run.returncode}"
+        raise Exit(
+            f"{host}: {name} is vault-encrypted and could not be decrypted ({why}). "
+            "Set ANSIBLE_VAULT_PASSWORD_FILE to the vault password file"
+            " (or vault_password_file in ansible.cfg)."
+        )
+    return run.stdout
+
+
 def connect(target: Target) -> Connection:
     connect_kwargs = {"key_filename": os.path.expanduser(target.key)} if target.key else {}
-    config = (
-        Config(overrides={"sudo": {"password": target.become_password}}) if target.become_password else None
-    )
+    password = reveal(target.become_password, "ansible_become_password", target.name)
+    config = Config(overrides={"sudo": {"password": password}}) if password else None
     return Connection(
         target.address, user=target.user, port=target.port, connect_kwargs=connect_kwargs, config=config
     )

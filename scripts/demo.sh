@@ -24,7 +24,8 @@ for _ in $(seq 60); do
   sleep 1
 done
 
-.venv/bin/ansible-playbook playbooks/deploy.yml -i inventories/local "$@"
+.venv/bin/ansible-playbook playbooks/deploy.yml -i inventories/local \
+  --vault-password-file inventories/local/vault-password "$@"
 
 url="http://127.0.0.1:$port/"
 curl --fail --silent --show-error --max-time 10 "$url" >/dev/null

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,51 @@ def test_a_become_password_is_never_written_to_the_cache(tmp_path: Path, cache_d
     assert [t.become_password for t in fabfile.load_targets(str(inventory), None)] == ["hunter2-secret"]
     written = [p.read_text() for p in cache_dir.rglob("*") if p.is_file()] if cache_dir.exists() else []
     assert not any("hunter2-secret" in text for text in written)
+
+
+def vaulted(password_file: Path, name: str, value: str) -> str:
+    return subprocess.run(
+        [
+            Path(sys.executable).with_name("ansible-vault"),
+            "encrypt_string",
+            "--vault-password-file",
+            str(password_file),
+            "--stdin-name",
+            name,
+        ],
+        input=value,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_a_vaulted_become_password_reaches_sudo_and_never_the_cache(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password_file = tmp_path / "vault-password"
+    password_file.write_text("correct horse battery staple\n")
+    extra = vaulted(password_file, "ansible_become_password", "hunter2-vaulted")
+    inventory = write_inventory(tmp_path / "inv", "10.0.0.1", extra)
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(password_file))
+    [target] = fabfile.load_targets(str(inventory), None)
+    assert "hunter2-vaulted" not in json.dumps(target.become_password)  # still sealed in memory
+    assert fabfile.connect(target).config.sudo.password == "hunter2-vaulted"
+    written = [p.read_text() for p in cache_dir.rglob("*") if p.is_file()] if cache_dir.exists() else []
+    assert not any("hunter2-vaulted" in text for text in written)
+
+
+def test_a_vaulted_become_password_without_the_vault_password_is_refused_by_name(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password_file = tmp_path / "vault-password"
+    password_file.write_text("correct horse battery staple\n")
+    inventory = write_inventory(
+        tmp_path / "inv", "10.0.0.1", vaulted(password_file, "ansible_become_password", "hunter2")
+    )
+    monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+    [target] = fabfile.load_targets(str(inventory), None)
+    with pytest.raises(
+        Exit, match=r"web1: ansible_become_password is vault-encrypted.*ANSIBLE_VAULT_PASSWORD_FILE"
+    ):
+        fabfile.connect(target)
