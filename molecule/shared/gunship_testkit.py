@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import secrets as secrets_module
 import shutil
 import subprocess
 import sys
@@ -147,9 +148,45 @@ def release_versions(node: testinfra.host.Host, app: str = APP) -> dict[str, str
     }
 
 
-def ssh_inventory(root: Path, host: str, ssh_port: int, key: Path, **group_vars: object) -> Path:
+# Everything a deploy manages, by content and metadata (not mtimes), and the units' states.
+# The audit log is left out: recording a refused deploy is its job.
+FINGERPRINT = rf"""
+set -e
+for path in /srv/{APP} /etc/gunship /etc/nginx /etc/systemd/system; do
+  find "$path" -xdev \( -type f -o -type l -o -type d \) ! -name audit.log -printf '%p %y %l %m %u %g\n'
+  find "$path" -xdev -type f ! -name audit.log -exec sha256sum {{}} +
+done | sort
+for slot in blue green; do
+  systemctl is-active {UNIT}@$slot.socket {UNIT}@$slot.service || true
+  systemctl show -p MainPID --value {UNIT}@$slot.service
+done
+systemctl is-active nginx || true
+"""
+
+
+def fingerprint(host: testinfra.host.Host) -> str:
+    """A digest of everything a deploy manages: equal before and after means nothing changed."""
+    return host.check_output(FINGERPRINT)
+
+
+def live_unit(host: testinfra.host.Host) -> str:
+    return f"{UNIT}@{live_slot(host)}"
+
+
+def ssh_inventory(
+    root: Path,
+    host: str,
+    ssh_port: int,
+    key: Path,
+    secrets: dict[str, str] | None = None,
+    **group_vars: object,
+) -> Path:
     """Write an ordinary inventory directory for one host on 127.0.0.1:ssh_port, logged in
-    to as the deploy user with `key`, with the example app's settings as its group_vars."""
+    to as the deploy user with `key`, with the example app's settings as its group_vars.
+
+    `secrets` go into app_env the way the README tells a user to put them there: each value
+    encrypted with ansible-vault into group_vars/app/vault.yml as `vault_<name>`, app_env
+    naming `{{ vault_<name> }}`, and the vault password in `vault_password_file(root)`."""
     hosts = {
         "app": {
             "hosts": {
@@ -175,10 +212,44 @@ def ssh_inventory(root: Path, host: str, ssh_port: int, key: Path, **group_vars:
         "release_build_dir": str(root / "build"),
         **group_vars,
     }
-    (root / "group_vars").mkdir(parents=True, exist_ok=True)
+    group = root / "group_vars" / "app"
+    group.mkdir(parents=True, exist_ok=True)
+    if secrets:
+        password = vault_password_file(root)
+        password.write_text(secrets_module.token_urlsafe(24) + "\n")
+        password.chmod(0o600)
+        vaulted = [vault_encrypt(password, f"vault_{name.lower()}", value) for name, value in secrets.items()]
+        (group / "vault.yml").write_text("---\n" + "".join(vaulted))
+        env = dict(settings.get("app_env") or {})
+        env.update({name: f"{{{{ vault_{name.lower()} }}}}" for name in secrets})
+        settings["app_env"] = env
     (root / "hosts.yml").write_text(json.dumps(hosts, indent=2))  # JSON is YAML
-    (root / "group_vars" / "app.yml").write_text(json.dumps(settings, indent=2))
+    (group / "main.yml").write_text(json.dumps(settings, indent=2))
     return root
+
+
+def vault_password_file(inventory: Path) -> Path:
+    """Where ssh_inventory keeps the vault password: beside the inventory, never inside it."""
+    return inventory.parent / f"{inventory.name}.vault-password"
+
+
+def vault_encrypt(password: Path, name: str, value: str) -> str:
+    """`name: !vault |...` as `ansible-vault encrypt_string` writes it (value read from stdin)."""
+    run = subprocess.run(
+        [
+            str(BIN / "ansible-vault"),
+            "encrypt_string",
+            "--vault-password-file",
+            str(password),
+            "--stdin-name",
+            name,
+        ],
+        input=value,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run.stdout if run.stdout.endswith("\n") else run.stdout + "\n"
 
 
 def self_signed(name: str = "localhost") -> tuple[str, str]:

@@ -18,11 +18,12 @@ from gunship_testkit import (
     APP,
     PROJECT,
     ROOT,
-    UNIT,
     Answer,
     fetch_port,
+    fingerprint,
     live_record,
     live_slot,
+    live_unit,
     playbook,
     release_versions,
     versioned_source,
@@ -33,8 +34,10 @@ __all__ = [
     "APP",
     "PROJECT",
     "ROOT",
+    "fingerprint",
     "live_record",
     "live_slot",
+    "live_unit",
     "release_versions",
     "versioned_source",
 ]
@@ -67,30 +70,6 @@ def deploy(*args: str, limit: str | None = None) -> subprocess.CompletedProcess[
     return playbook(
         "deploy.yml", os.environ["MOLECULE_INVENTORY_FILE"], *args, *(["--limit", limit] if limit else [])
     )
-
-
-# Everything a deploy manages, by content and metadata (not mtimes), and the units' states.
-# The audit log is left out: recording a refused deploy is its job.
-FINGERPRINT = rf"""
-set -e
-for path in /srv/{APP} /etc/gunship /etc/nginx /etc/systemd/system; do
-  find "$path" -xdev \( -type f -o -type l -o -type d \) ! -name audit.log -printf '%p %y %l %m %u %g\n'
-  find "$path" -xdev -type f ! -name audit.log -exec sha256sum {{}} +
-done | sort
-for slot in blue green; do
-  systemctl is-active {UNIT}@$slot.socket {UNIT}@$slot.service || true
-  systemctl show -p MainPID --value {UNIT}@$slot.service
-done
-systemctl is-active nginx || true
-"""
-
-
-def fingerprint(host: testinfra.host.Host) -> str:
-    return host.check_output(FINGERPRINT)
-
-
-def live_unit(host: testinfra.host.Host) -> str:
-    return f"{UNIT}@{live_slot(host)}"
 
 
 def journal(host: testinfra.host.Host, unit: str, lines: int = 40) -> str:

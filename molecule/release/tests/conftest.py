@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import testinfra
 
 # The kit the scenarios share lives beside them, in molecule/shared.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from gunship_testkit import BIN, PROJECT, Answer, fetch_port, playbook, ssh_inventory
+from gunship_testkit import BIN, PROJECT, Answer, fetch_port, playbook, ssh_inventory, vault_password_file
 
 CONTAINER = "gunship-release-trixie"
 HTTP_PORT = 18091  # molecule.yml publishes the container's 80 and 22 on loopback
@@ -31,16 +32,28 @@ def node() -> testinfra.host.Host:
     return testinfra.get_host(f"podman://{CONTAINER}")
 
 
+# A secret the app gets from Ansible Vault; new for each run, so no stale copy can match.
+SECRET = f"vaulted-{secrets.token_hex(12)}"
+
+
 @pytest.fixture(scope="session")
 def inventory(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An inventory directory that reaches the container over SSH as the deploy user."""
+    """An inventory directory that reaches the container over SSH as the deploy user, with
+    the app's secret in Ansible Vault and the vault password in a file beside it."""
     key = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "id_ed25519"
     root = tmp_path_factory.mktemp("inventory")
-    return str(ssh_inventory(root, HOST, SSH_PORT, key, app_env={"GUNSHIP_SECRET_TOKEN": "release-secret"}))
+    return str(ssh_inventory(root, HOST, SSH_PORT, key, secrets={"GUNSHIP_SECRET_TOKEN": SECRET}))
 
 
-def deploy(inventory: str, source: Path, **extra: object) -> subprocess.CompletedProcess[str]:
-    return playbook("deploy.yml", inventory, "--extra-vars", json.dumps({"app_source": str(source), **extra}))
+def run_playbook(name: str, inventory: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """playbooks/<name> with the inventory's vault password file, as the README's flow runs it."""
+    password = vault_password_file(Path(inventory))
+    return playbook(name, inventory, "--vault-password-file", str(password), *args)
+
+
+def deploy(inventory: str, source: Path, *args: str, **extra: object) -> subprocess.CompletedProcess[str]:
+    extra_vars = json.dumps({"app_source": str(source), **extra})
+    return run_playbook("deploy.yml", inventory, "--extra-vars", extra_vars, *args)
 
 
 def fab(inventory: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import HOST, HTTP_PORT, deploy, fab, fetch
+from conftest import HOST, HTTP_PORT, deploy, fab, fetch, run_playbook
 from gunship_testkit import (
     APP,
     ROOT,
@@ -25,7 +25,6 @@ from gunship_testkit import (
     audit,
     live_record,
     live_slot,
-    playbook,
     release_versions,
     versioned_source,
 )
@@ -159,13 +158,13 @@ def test_rollback_never_picks_a_failed_release(load, inventory) -> None:
 
 
 def test_the_rollback_playbook_goes_to_the_previous_release(load, inventory, node) -> None:
-    ok(playbook("rollback.yml", inventory))
+    ok(run_playbook("rollback.yml", inventory))
     assert served()["release"] == IDS["1.0.0"]
     assert audit(node)[-1]["action"] == "rollback"
 
 
 def test_the_rollback_playbook_refuses_a_release_that_is_not_there(load, inventory) -> None:
-    out = refused(playbook("rollback.yml", inventory, "-e", "rollback_to=19990101T000000Z"))
+    out = refused(run_playbook("rollback.yml", inventory, "-e", "rollback_to=19990101T000000Z"))
     assert "cannot roll back to '19990101T000000Z': not on this host" in out
     assert served()["release"] == IDS["1.0.0"]
 

@@ -1,0 +1,114 @@
+"""Secrets from Ansible Vault, after the release story: the app gets the value, and nobody
+else does. Not the deploy's output (even at -vv), not release.json, the audit log, fab's
+output or its cache, not any file on the host that other users can read. A rotated secret
+reaches the app through the same gated swap; a deploy run without the vault password stops
+before the host changes."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+import testinfra
+from conftest import SECRET, deploy, fab, fetch
+from gunship_testkit import (
+    APP,
+    ROOT,
+    live_record,
+    live_unit,
+    playbook,
+    release_versions,
+    vault_encrypt,
+    vault_password_file,
+    versioned_source,
+)
+
+ROTATED = f"rotated-{secrets.token_hex(12)}"
+NAME = "GUNSHIP_SECRET_TOKEN"
+
+
+def app_environment(node: testinfra.host.Host) -> dict[str, str]:
+    """The environment of the live slot's Gunicorn master, as the app's code sees it."""
+    pid = node.check_output(f"systemctl show -p MainPID --value {live_unit(node)}")
+    with node.sudo():
+        raw = node.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
+
+
+def readable_by_others(node: testinfra.host.Host, value: str) -> list[str]:
+    """Files on the host that any user can read and that hold `value`."""
+    found = node.run(
+        f"find / -xdev -type f -perm -o=r -size -20M -print0 2>/dev/null | xargs -0 grep -lsF -- {value!r}"
+    )
+    return found.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def rotated(inventory: str, node: testinfra.host.Host, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The same release deployed again at -vv with a new secret in the vault."""
+    before = live_record(node)
+    password = vault_password_file(Path(inventory))
+    vault = Path(inventory) / "group_vars" / "app" / "vault.yml"
+    vault.write_text("---\n" + vault_encrypt(password, f"vault_{NAME.lower()}", ROTATED))
+    source = versioned_source(tmp_path_factory.mktemp("src"), before["version"])
+    run = deploy(inventory, source, "-vv")
+    return {"before": before, "run": run, "output": run.stdout + run.stderr}
+
+
+def test_the_app_gets_the_secret_from_the_vault(node: testinfra.host.Host) -> None:
+    assert app_environment(node)[NAME] == SECRET
+
+
+def test_a_rotated_secret_reaches_the_app_through_a_gated_swap(rotated: dict, node) -> None:
+    assert rotated["run"].returncode == 0, rotated["output"]
+    assert app_environment(node)[NAME] == ROTATED
+    after = live_record(node)
+    assert after["version"] == rotated["before"]["version"]
+    assert fetch("/version").json()["version"] == after["version"]
+
+
+def test_the_deploy_output_never_shows_a_secret(rotated: dict) -> None:
+    assert "PLAY RECAP" in rotated["output"]
+    assert ROTATED not in rotated["output"]
+    assert SECRET not in rotated["output"]
+
+
+def test_no_world_readable_file_on_the_host_holds_a_secret(rotated: dict, node) -> None:
+    assert readable_by_others(node, ROTATED) == []
+    assert readable_by_others(node, SECRET) == []
+    env = node.file(f"{ROOT}/shared/env")
+    assert (env.mode, env.user, env.group) == (0o640, "root", APP)
+    with node.sudo():
+        assert ROTATED in env.content_string  # where the secret does live, for the app's group only
+        for path in (f"{ROOT}/current/release.json", f"{ROOT}/shared/audit.log"):
+            assert ROTATED not in node.file(path).content_string, path
+
+
+def test_fab_shows_no_secret(rotated: dict, inventory: str) -> None:
+    runs = [fab(inventory, "status"), fab(inventory, "releases")]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert ROTATED not in run.stdout + run.stderr
+    cache = Path.home() / ".cache" / "gunship"
+    for file in cache.glob("*") if cache.is_dir() else []:
+        assert ROTATED not in file.read_text(errors="replace"), file
+
+
+def test_without_the_vault_password_a_deploy_stops_before_the_host_changes(
+    rotated: dict, inventory: str, node, tmp_path_factory
+) -> None:
+    before = live_record(node)
+    releases = release_versions(node)
+    source = versioned_source(tmp_path_factory.mktemp("src"), "6.0.0")
+    run: subprocess.CompletedProcess[str] = playbook(
+        "deploy.yml", inventory, "--extra-vars", f'{{"app_source": "{source}"}}'
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "app_env" in out and "--vault-password-file" in out, out
+    assert live_record(node) == before
+    assert release_versions(node) == releases
+    assert node.run(f"test -e {ROOT}/shared/deploy.lock").rc != 0
+    assert fetch("/version").json()["version"] == before["version"]
