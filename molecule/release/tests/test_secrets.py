@@ -6,6 +6,7 @@ before the host changes."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 from pathlib import Path
@@ -82,7 +83,7 @@ def test_no_world_readable_file_on_the_host_holds_a_secret(rotated: dict, node) 
     assert (env.mode, env.user, env.group) == (0o640, "root", APP)
     with node.sudo():
         assert ROTATED in env.content_string  # where the secret does live, for the app's group only
-        for path in (f"{ROOT}/current/release.json", f"{ROOT}/shared/audit.log"):
+        for path in (f"{ROOT}/current/release.json", f"{ROOT}/audit.log"):
             assert ROTATED not in node.file(path).content_string, path
 
 
@@ -91,8 +92,8 @@ def test_fab_shows_no_secret(rotated: dict, inventory: str) -> None:
     for run in runs:
         assert run.returncode == 0, run.stderr
         assert ROTATED not in run.stdout + run.stderr
-    cache = Path.home() / ".cache" / "gunship"
-    for file in cache.glob("*") if cache.is_dir() else []:
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gunship"
+    for file in (p for p in cache.rglob("*") if p.is_file()):
         assert ROTATED not in file.read_text(errors="replace"), file
 
 
