@@ -9,7 +9,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTHON ?= python3
 DISTROS := bookworm trixie
 
-.PHONY: help host venv images demo demo-down test unit lint molecule bench-release clean
+.PHONY: help host venv images demo demo-down test unit lint molecule bench-release bench-slow clean
 
 help:
 	@echo "make demo      set up, start the sandbox container, deploy the example app"
@@ -17,6 +17,7 @@ help:
 	@echo "make unit | lint | molecule    one part of the tests"
 	@echo "make demo-down remove the sandbox container"
 	@echo "make bench-release   fab rollback and switch timings on the release scenario's container"
+	@echo "make bench-slow      slow clients against Gunicorn directly and through Nginx"
 
 host:
 	scripts/host-setup.sh
@@ -60,6 +61,9 @@ molecule: venv images
 # Not a test: figures for a person to read (bench/results/), nothing asserted.
 bench-release: host venv images
 	python bench/release_cycle.py --sandbox
+
+bench-slow: host venv images
+	python bench/stack.py --only slow-clients --out bench/results/slow_clients.json
 
 clean:
 	rm -rf $(VENV) .ansible .reports

@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""The served stack against the alternatives, and the deploy cycle, side by side in one run.
+
+    bench/stack.py [--quick] [--out bench/results/stack.json]     (`make bench` runs it)
+
+Starts a sandbox container of its own (Debian 13 with systemd, `gunship-bench`), deploys the
+example app into it with the real playbook, timing the deploy cycle on the way (first deploy
+onto the fresh container, a no-op redeploy, a new release, the rollback playbook). Then, in the
+same container and from the same release's venv, it starts the alternatives next to Gunship's
+stack, each on a port published on 127.0.0.1:
+
+    gunship   Nginx -> Gunicorn, as deployed (port 80)       dev       Flask's development server
+    direct    Gunicorn with Gunship's workers, no Nginx      default   Gunicorn's defaults (1 sync worker)
+    static    Nginx serving a static file (the ceiling)      gthread / gevent   the I/O worker profiles
+
+and measures with wrk from the host: throughput and latency of GET /version for each (as a
+ratio to the Gunship stack); a worker sweep from 1 to (4 x cores) + 1; the CPU-bound table (N
+concurrent CPU-bound requests); the I/O-bound table (10 concurrent requests that each wait);
+slow clients (fast requests' success while K slow clients hold connections), direct and
+through Nginx. Every figure is a median of several repetitions with its min and max.
+Not a test: it asserts nothing; it writes what it measured for bench/report.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
+from gunship_testkit import playbook, versioned_source  # noqa: E402  (path set above)
+
+CONTAINER = "gunship-bench"
+IMAGE = "localhost/gunship-debian:trixie"
+APP = "gunship-example"
+ROOT = f"/srv/{APP}"
+WORK = PROJECT / "bench" / ".work" / "stack"
+HOST_HEADER = "localhost"
+# name -> (port inside the container, port published on the host's loopback)
+PORTS = {
+    "gunship": (80, 18180),
+    "direct": (8001, 18181),
+    "dev": (8002, 18182),
+    "default": (8003, 18183),
+    "sweep": (8004, 18184),
+    "gthread": (8005, 18185),
+    "gevent": (8006, 18186),
+    "probe": (8007, 18187),
+}
+CORES = 2  # replaced by the container's own count once it runs
+
+
+# --- the container -------------------------------------------------------------------------
+
+
+def podman(*args: str, check: bool = True, capture: bool = True) -> str:
+    run = subprocess.run(["podman", *args], capture_output=capture, text=True, check=False)
+    if check and run.returncode != 0:
+        sys.exit(f"podman {' '.join(args)} failed:\n{run.stderr}")
+    return (run.stdout or "").strip()
+
+
+def on_host(command: str, check: bool = True) -> str:
+    return podman("exec", CONTAINER, "sh", "-c", command, check=check)
+
+
+def fresh_container() -> None:
+    podman("rm", "-f", CONTAINER, check=False)
+    publish = [arg for inner, outer in PORTS.values() for arg in ("--publish", f"127.0.0.1:{outer}:{inner}")]
+    podman(
+        "run",
+        "-d",
+        "--name",
+        CONTAINER,
+        "--hostname",
+        CONTAINER,
+        "--systemd=always",
+        "--privileged",
+        *publish,
+        IMAGE,
+        "/lib/systemd/systemd",
+    )
+    for _ in range(60):
+        state = podman("exec", CONTAINER, "systemctl", "is-system-running", check=False)
+        if state in ("running", "degraded"):
+            return
+        time.sleep(1)
+    sys.exit(f"{CONTAINER}: systemd did not come up")
+
+
+def inventory() -> str:
+    """An inventory for the bench container: the example app, with gevent in every release so
+    that the gevent profile can run from the same venv as the others."""
+    root = WORK / "inventory"
+    (root / "group_vars").mkdir(parents=True, exist_ok=True)
+    hosts = {"app": {"hosts": {CONTAINER: {"ansible_connection": "containers.podman.podman"}}}}
+    settings = {
+        "app_name": APP,
+        "app_wsgi": "gunship_example:create_app()",
+        "app_static_dir": "gunship_example/static",
+        "app_server_names": [HOST_HEADER, "127.0.0.1"],
+        "release_build_dir": str(WORK / "build"),
+        "release_requirements": ["gunicorn>=23,<28", "gunicorn[gevent]>=23,<28"],
+        "ansible_python_interpreter": "/usr/bin/python3",
+    }
+    (root / "hosts.yml").write_text(json.dumps(hosts, indent=2))
+    (root / "group_vars" / "app.yml").write_text(json.dumps(settings, indent=2))
+    return str(root)
+
+
+def timed_playbook(name: str, inv: str, *args: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    run = playbook(name, inv, *args, timeout=1800)
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        sys.exit(f"{name} failed:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}")
+    recap = re.findall(r"changed=(\d+)", run.stdout)
+    return seconds, recap[-1] if recap else "?"
+
+
+def deploy_cycle(rounds: int) -> dict:
+    """First deploy onto a fresh container, no-op redeploy, new release, rollback playbook."""
+    inv = inventory()
+    v1, v2 = (versioned_source(WORK, version) for version in ("1.0.0", "2.0.0"))
+    times: dict[str, list[float]] = {"first": [], "noop": [], "new_release": [], "rollback_playbook": []}
+    changed: dict[str, str] = {}
+    for round_no in range(rounds):
+        fresh_container()
+        for step, extra in (("first", v1), ("noop", v1), ("new_release", v2)):
+            seconds, changed[step] = timed_playbook(
+                "deploy.yml", inv, "-e", json.dumps({"app_source": str(extra)})
+            )
+            times[step].append(seconds)
+            print(
+                f"deploy cycle {round_no + 1}: {step} {seconds:.1f} s (changed={changed[step]})", flush=True
+            )
+        seconds, changed["rollback_playbook"] = timed_playbook("rollback.yml", inv)
+        times["rollback_playbook"].append(seconds)
+        print(f"deploy cycle {round_no + 1}: rollback playbook {seconds:.1f} s", flush=True)
+    return {step: spread(values) for step, values in times.items()} | {"changed": changed}
+
+
+# --- servers next to the stack -------------------------------------------------------------
+
+
+def workers_of_stack() -> int:
+    slot = on_host(f"readlink {ROOT}/slots/live")
+    pid = on_host(f"systemctl show -p MainPID --value gunicorn-{APP}@{slot}.service")
+    return len(on_host(f"pgrep -P {pid}").split())
+
+
+def start(name: str, command: str) -> None:
+    """Run `command` in the container as the app user, from the live release, in the background."""
+    stop(name)
+    inner, outer = PORTS[name]
+    server = command.format(port=inner, venv=f"{ROOT}/current/venv")
+    line = f"cd /tmp && exec {server} >/tmp/bench-{name}.log 2>&1"
+    podman("exec", "-d", "--user", APP, CONTAINER, "sh", "-c", line)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{outer}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    sys.exit(f"{name} did not start:\n{on_host(f'cat /tmp/bench-{name}.log', check=False)}")
+
+
+def stop(name: str) -> None:
+    inner, _ = PORTS[name]
+    # [.] keeps the pattern from matching this shell's own command line.
+    on_host(f"pkill -f -- '0.0.0.0[:]{inner} '; pkill -f -- '--port[ ]{inner} '; sleep 0.5", check=False)
+
+
+def gunicorn(workers: int, worker_class: str = "sync", extra: str = "") -> str:
+    return (
+        "{venv}/bin/gunicorn --bind 0.0.0.0:{port} "
+        f"--workers {workers} --worker-class {worker_class} {extra} 'gunship_example:create_app()'"
+    )
+
+
+DEV = "{venv}/bin/flask --app 'gunship_example:create_app()' run --host 0.0.0.0 --port {port} "
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(port: int, path: str, seconds: float, connections: int) -> dict:
+    """One wrk run from the host: requests per second, p50/p99 latency in ms, errors."""
+    run = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            "-H",
+            f"Host: {HOST_HEADER}",
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = run.stdout
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([0-9.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
+        return float(value) * UNITS[unit]
+
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "requests": requests,
+        "errors": sum(int(n) for n in errors.groups()) if errors else 0,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def repeated(measure: Callable[[], dict], rounds: int, keys: tuple[str, ...]) -> dict:
+    runs = [measure() for _ in range(rounds)]
+    return {key: spread([r[key] for r in runs]) for key in keys} | {"runs": runs}
+
+
+def served_stack(rounds: int, seconds: float, connections: int) -> dict:
+    """GET /version through each configuration, rounds interleaved so drift hits all alike."""
+    configs = {
+        "dev": ("dev", "/version"),
+        "default": ("default", "/version"),
+        "direct": ("direct", "/version"),
+        "gunship": ("gunship", "/version"),
+        "static": ("gunship", "/static/style.css"),
+    }
+    runs: dict[str, list[dict]] = {name: [] for name in configs}
+    for round_no in range(rounds):
+        for name, (server, path) in configs.items():
+            result = wrk(PORTS[server][1], path, seconds, connections)
+            runs[name].append(result)
+            print(
+                f"stack {round_no + 1}/{rounds} {name:<8} {result['rps']:8.0f} req/s "
+                f"p50 {result['p50_ms']:6.2f} ms p99 {result['p99_ms']:7.2f} ms",
+                flush=True,
+            )
+    out = {}
+    for name, results in runs.items():
+        out[name] = {k: spread([r[k] for r in results]) for k in ("rps", "p50_ms", "p99_ms")}
+        out[name]["errors"] = sum(r["errors"] + r["non_2xx"] for r in results)
+        out[name]["runs"] = results
+    base = out["gunship"]["rps"]["median"]
+    for name in out:
+        out[name]["ratio_to_gunship"] = out[name]["rps"]["median"] / base
+    return out
+
+
+def worker_sweep(counts: list[int], rounds: int, seconds: float, connections: int) -> dict:
+    out = {}
+    for count in counts:
+        start("sweep", gunicorn(count))
+        out[str(count)] = repeated(
+            lambda: wrk(PORTS["sweep"][1], "/version", seconds, connections),
+            rounds,
+            ("rps", "p50_ms", "p99_ms"),
+        )
+        print(f"sweep {count} workers: {out[str(count)]['rps']['median']:.0f} req/s", flush=True)
+    stop("sweep")
+    return out
+
+
+def concurrent(port: int, path: str, n: int, timeout: float) -> float:
+    """Wall time for n requests started together; every one must answer 200."""
+    failures: list[str] = []
+
+    def one() -> None:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": HOST_HEADER})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                answer.read()
+        except OSError as error:
+            failures.append(str(error))
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {n} requests failed: {failures[0]}")
+    return time.perf_counter() - started
+
+
+def cpu_table(ns: list[int], rounds: int, target_seconds: float) -> dict:
+    """N concurrent CPU-bound requests: the development server, Gunicorn -w 1, Gunship."""
+    # Calibrate the work so that one request takes about target_seconds on this machine.
+    probe = json.loads(
+        urllib.request.urlopen(f"http://127.0.0.1:{PORTS['direct'][1]}/cpu?rounds=200000").read()
+    )
+    work = max(10_000, min(5_000_000, int(200_000 * target_seconds / probe["seconds"])))
+    path = f"/cpu?rounds={work}"
+    servers = {"dev": PORTS["dev"][1], "gunicorn_w1": PORTS["default"][1], "gunship": PORTS["gunship"][1]}
+    single = {
+        name: spread([concurrent(port, path, 1, 120) for _ in range(3)])["median"]
+        for name, port in servers.items()
+    }
+    table: dict[str, dict] = {name: {} for name in servers}
+    for n in ns:
+        for name, port in servers.items():
+            table[name][str(n)] = spread([concurrent(port, path, n, 300) for _ in range(rounds)])
+        print(
+            f"cpu N={n}: " + "  ".join(f"{k} {v[str(n)]['median']:.2f} s" for k, v in table.items()),
+            flush=True,
+        )
+    return {
+        "rounds_per_request": work,
+        "single_s": single,
+        "total_s": table,
+        "cores": CORES,
+        "expected_gunship_s": {str(n): math.ceil(n / CORES) * single["gunship"] for n in ns},
+    }
+
+
+def io_table(wait: float, n: int = 10) -> dict:
+    """n concurrent requests that each wait `wait` seconds, per worker profile."""
+    servers = {
+        "sync_w1": PORTS["default"][1],
+        "sync_default": PORTS["gunship"][1],
+        "gthread": PORTS["gthread"][1],
+        "gevent": PORTS["gevent"][1],
+    }
+    out = {}
+    for name, port in servers.items():
+        seconds = concurrent(port, f"/io?seconds={wait}", n, wait * n + 60)
+        out[name] = {"total_s": seconds, "ratio_to_one_wait": seconds / wait}
+        print(f"io {name}: {seconds:.2f} s for {n} x {wait} s", flush=True)
+    return {"wait_s": wait, "concurrent": n, "results": out}
+
+
+def slow_clients(counts: list[int], rounds: int, seconds: float) -> dict:
+    """bench/slow_probe.py in the container, against the direct Gunicorn and through Nginx."""
+    podman("cp", str(PROJECT / "bench" / "slow_probe.py"), f"{CONTAINER}:/tmp/slow_probe.py")
+    targets = {"direct": f"tcp:127.0.0.1:{PORTS['direct'][0]}", "gunship": "tcp:127.0.0.1:80"}
+    out: dict[str, dict] = {name: {} for name in targets}
+    for k in counts:
+        for name, target in targets.items():
+            runs = [
+                json.loads(
+                    on_host(f"python3 /tmp/slow_probe.py --target {target} --slow {k} --seconds {seconds}")
+                )
+                for _ in range(rounds)
+            ]
+            keys = ("success_rate", "answered", "failed", "p50_ms", "p99_ms", "slow_dropped_by_server")
+            out[name][str(k)] = {key: spread([r[key] or 0 for r in runs]) for key in keys}
+            out[name][str(k)]["failures"] = sorted({f for r in runs for f in r["failures"]})
+            print(
+                f"slow K={k} {name}: {out[name][str(k)]['success_rate']['median']:.0%} answered", flush=True
+            )
+    return out
+
+
+def machine() -> dict:
+    versions = {
+        "python_host": sys.version.split()[0],
+        "wrk": subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0],
+        "podman": podman("--version"),
+        "nginx": on_host("nginx -v 2>&1"),
+        "gunicorn": on_host(f"{ROOT}/current/venv/bin/gunicorn --version"),
+        "python_container": on_host(f"{ROOT}/current/venv/bin/python --version"),
+        "debian": on_host(". /etc/os-release && echo $PRETTY_NAME"),
+    }
+    cpu = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"model name\s*:\s*(.*)", cpu)
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model.group(1) if model else "unknown",
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": os.uname().release,
+        "load_average_at_start": os.getloadavg(),
+        "versions": versions,
+    }
+
+
+SECTIONS = ("deploy-cycle", "served-stack", "worker-sweep", "cpu", "io", "slow-clients")
+
+
+def main() -> int:
+    global CORES
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs and fewer repetitions: minutes")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated, of: {', '.join(SECTIONS)}"
+    )
+    parser.add_argument("--out", default=str(PROJECT / "bench" / "results" / "stack.json"))
+    parser.add_argument("--keep", action="store_true", help="leave the container running afterwards")
+    args = parser.parse_args()
+    only = args.only.split(",")
+    if unknown := set(only) - set(SECTIONS):
+        parser.error(f"--only: unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    quick = args.quick
+    started = time.time()
+    WORK.mkdir(parents=True, exist_ok=True)
+
+    report: dict[str, object] = {"command": shlex.join(["bench/stack.py", *sys.argv[1:]]), "quick": quick}
+    if "deploy-cycle" in only:
+        report["deploy_cycle"] = deploy_cycle(rounds=1 if quick else 3)
+    else:
+        fresh_container()
+        v1 = versioned_source(WORK, "1.0.0")
+        timed_playbook("deploy.yml", inventory(), "-e", json.dumps({"app_source": str(v1)}))
+    CORES = int(on_host("nproc"))
+    workers = workers_of_stack()
+    report |= {"machine": machine(), "stack_workers": workers, "container_cores": CORES}
+    start("direct", gunicorn(workers))
+    start("default", gunicorn(1))
+    start("dev", DEV)
+    start("gthread", gunicorn(workers, "gthread", "--threads 4"))
+    start("gevent", gunicorn(workers, "gevent", "--worker-connections 1000"))
+
+    seconds, rounds = (3, 2) if quick else (10, 5)
+    if "served-stack" in only:
+        report["served_stack"] = served_stack(rounds, seconds, connections=16)
+    if "worker-sweep" in only:
+        counts = [1, 3, 5, 9] if quick else list(range(1, 4 * CORES + 2))
+        report["worker_sweep"] = worker_sweep(counts, 1 if quick else 3, seconds, 16)
+    if "cpu" in only:
+        ns = [1, 2, 4, 8] if quick else list(range(1, 11))
+        report["cpu_table"] = cpu_table(ns, 1 if quick else 3, 0.1 if quick else 0.25)
+    if "io" in only:
+        report["io_table"] = io_table(1.0 if quick else 5.0)
+    if "slow-clients" in only:
+        counts = [0, 16] if quick else [0, 4, 16, 64]
+        report["slow_clients"] = slow_clients(counts, 1 if quick else 3, 4 if quick else 8)
+    report["wall_seconds"] = round(time.time() - started, 1)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: {args.out} ({report['wall_seconds']:.0f} s)")
+    if not args.keep:
+        podman("rm", "-f", CONTAINER, check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
