@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -162,7 +163,9 @@ def sandbox() -> str:
         text=True,
         check=True,
     )
-    inventory = str(ssh_inventory(WORK / "inventory", "sandbox", 18022, key))
+    # The container may be new, with a new host key: forget the one seen before.
+    (WORK / "sandbox" / "known_hosts").unlink(missing_ok=True)
+    inventory = str(ssh_inventory(WORK / "sandbox", "sandbox", 18022, key))
     have = subprocess.run(
         ["podman", "exec", SANDBOX, "sh", "-c", "ls /srv/gunship-example/releases 2>/dev/null"],
         capture_output=True,
@@ -170,8 +173,11 @@ def sandbox() -> str:
         check=False,
     ).stdout.split()
     for version in ("1.0.0", "2.0.0")[len(have) :]:
+        source = WORK / "sandbox" / "src" / version
+        shutil.rmtree(source, ignore_errors=True)
+        source.mkdir(parents=True)
         run = playbook(
-            "deploy.yml", inventory, "-e", json.dumps({"app_source": str(versioned_source(WORK, version))})
+            "deploy.yml", inventory, "-e", json.dumps({"app_source": str(versioned_source(source, version))})
         )
         if run.returncode != 0:
             sys.exit(run.stdout + run.stderr)

@@ -181,12 +181,14 @@ def ssh_inventory(
     secrets: dict[str, str] | None = None,
     **group_vars: object,
 ) -> Path:
-    """Write an ordinary inventory directory for one host on 127.0.0.1:ssh_port, logged in
-    to as the deploy user with `key`, with the example app's settings as its group_vars.
+    """Write an ordinary inventory directory, root/inventory, for one host on 127.0.0.1:ssh_port,
+    logged in to as the deploy user with `key`, with the example app's settings as its
+    group_vars. The build directory and known_hosts go beside it, in root: Ansible reads every
+    file of an inventory directory as inventory.
 
     `secrets` go into app_env the way the README tells a user to put them there: each value
     encrypted with ansible-vault into group_vars/app/vault.yml as `vault_<name>`, app_env
-    naming `{{ vault_<name> }}`, and the vault password in `vault_password_file(root)`."""
+    naming `{{ vault_<name> }}`, and the vault password in `vault_password_file(inventory)`."""
     hosts = {
         "app": {
             "hosts": {
@@ -212,10 +214,11 @@ def ssh_inventory(
         "release_build_dir": str(root / "build"),
         **group_vars,
     }
-    group = root / "group_vars" / "app"
+    inventory = root / "inventory"
+    group = inventory / "group_vars" / "app"
     group.mkdir(parents=True, exist_ok=True)
     if secrets:
-        password = vault_password_file(root)
+        password = vault_password_file(inventory)
         password.write_text(secrets_module.token_urlsafe(24) + "\n")
         password.chmod(0o600)
         vaulted = [vault_encrypt(password, f"vault_{name.lower()}", value) for name, value in secrets.items()]
@@ -223,9 +226,9 @@ def ssh_inventory(
         env = dict(settings.get("app_env") or {})
         env.update({name: f"{{{{ vault_{name.lower()} }}}}" for name in secrets})
         settings["app_env"] = env
-    (root / "hosts.yml").write_text(json.dumps(hosts, indent=2))  # JSON is YAML
+    (inventory / "hosts.yml").write_text(json.dumps(hosts, indent=2))  # JSON is YAML
     (group / "main.yml").write_text(json.dumps(settings, indent=2))
-    return root
+    return inventory
 
 
 def vault_password_file(inventory: Path) -> Path:
