@@ -9,13 +9,14 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTHON ?= python3
 DISTROS := bookworm trixie
 
-.PHONY: help host venv images demo demo-down test unit lint molecule bench-release bench-slow clean
+.PHONY: help host venv images demo demo-down test unit lint molecule bench bench-tools bench-release bench-slow clean
 
 help:
 	@echo "make demo      set up, start the sandbox container, deploy the example app"
 	@echo "make test      set up, then unit tests, lint and every Molecule scenario"
 	@echo "make unit | lint | molecule    one part of the tests"
 	@echo "make demo-down remove the sandbox container"
+	@echo "make bench     the whole benchmark, then docs/benchmarks.md with plots (QUICK=1: minutes)"
 	@echo "make bench-release   fab rollback and switch timings on the release scenario's container"
 	@echo "make bench-slow      slow clients against Gunicorn directly and through Nginx"
 
@@ -58,11 +59,21 @@ molecule: venv images
 	mkdir -p .reports
 	molecule test --all
 
-# Not a test: figures for a person to read (bench/results/), nothing asserted.
+# Not a test: figures for a person to read (bench/results/, docs/benchmarks.md), nothing
+# asserted. `make bench QUICK=1` runs short measurements with few repetitions in a few minutes.
+bench: bench-tools images
+	python bench/stack.py $(if $(QUICK),--quick)
+	python bench/release_cycle.py --sandbox $(if $(QUICK),--rounds 2)
+	python bench/report.py
+
+bench-tools: host venv
+	command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+
 bench-release: host venv images
 	python bench/release_cycle.py --sandbox
 
-bench-slow: host venv images
+bench-slow: bench-tools images
 	python bench/stack.py --only slow-clients --out bench/results/slow_clients.json
 
 clean:

@@ -29,6 +29,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -120,6 +121,14 @@ def inventory() -> str:
     return str(root)
 
 
+def sources(*versions: str) -> list[Path]:
+    """Fresh copies of the example app at each version (a new directory every run)."""
+    root = WORK / "src"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    return [versioned_source(root, version) for version in versions]
+
+
 def timed_playbook(name: str, inv: str, *args: str) -> tuple[float, str]:
     started = time.perf_counter()
     run = playbook(name, inv, *args, timeout=1800)
@@ -133,7 +142,7 @@ def timed_playbook(name: str, inv: str, *args: str) -> tuple[float, str]:
 def deploy_cycle(rounds: int) -> dict:
     """First deploy onto a fresh container, no-op redeploy, new release, rollback playbook."""
     inv = inventory()
-    v1, v2 = (versioned_source(WORK, version) for version in ("1.0.0", "2.0.0"))
+    v1, v2 = sources("1.0.0", "2.0.0")
     times: dict[str, list[float]] = {"first": [], "noop": [], "new_release": [], "rollback_playbook": []}
     changed: dict[str, str] = {}
     for round_no in range(rounds):
@@ -183,6 +192,12 @@ def stop(name: str) -> None:
     inner, _ = PORTS[name]
     # [.] keeps the pattern from matching this shell's own command line.
     on_host(f"pkill -f -- '0.0.0.0[:]{inner} '; pkill -f -- '--port[ ]{inner} '; sleep 0.5", check=False)
+
+
+# What Gunship's gunicorn.conf.py sets beyond the workers and costs CPU per request: worker
+# recycling and an access log. "direct" runs with them, so that it differs from the stack by
+# Nginx alone.
+GUNSHIP_SETTINGS = "--max-requests 1000 --max-requests-jitter 100 --access-logfile -"
 
 
 def gunicorn(workers: int, worker_class: str = "sync", extra: str = "") -> str:
@@ -430,12 +445,12 @@ def main() -> int:
         report["deploy_cycle"] = deploy_cycle(rounds=1 if quick else 3)
     else:
         fresh_container()
-        v1 = versioned_source(WORK, "1.0.0")
+        [v1] = sources("1.0.0")
         timed_playbook("deploy.yml", inventory(), "-e", json.dumps({"app_source": str(v1)}))
     CORES = int(on_host("nproc"))
     workers = workers_of_stack()
     report |= {"machine": machine(), "stack_workers": workers, "container_cores": CORES}
-    start("direct", gunicorn(workers))
+    start("direct", gunicorn(workers, extra=GUNSHIP_SETTINGS))
     start("default", gunicorn(1))
     start("dev", DEV)
     start("gthread", gunicorn(workers, "gthread", "--threads 4"))

@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""Turn bench/results/*.json into docs/benchmarks.md and its plots (docs/img/bench-*.png).
+
+    bench/report.py [--results bench/results] [--docs docs]
+
+Reads what bench/stack.py and bench/release_cycle.py wrote; sections whose results are missing
+are left out. Every figure is a median with its min-max spread, every comparison a ratio of
+configurations measured side by side in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+PROJECT = Path(__file__).resolve().parents[1]
+LABELS = {
+    "dev": "Flask dev server",
+    "default": "Gunicorn defaults (1 sync worker)",
+    "direct": "Gunicorn, Gunship's workers, direct",
+    "gunship": "Gunship stack (Nginx -> Gunicorn)",
+    "static": "Nginx, static file (ceiling)",
+    "gunicorn_w1": "Gunicorn -w 1",
+    "sync_w1": "sync, 1 worker",
+    "sync_default": "sync, Gunship's workers (stack)",
+    "gthread": "gthread, Gunship's workers x 4 threads",
+}
+COLOURS = {
+    "gunship": "#1f6feb",
+    "direct": "#8250df",
+    "dev": "#cf222e",
+    "default": "#bf8700",
+    "static": "#6e7781",
+}
+
+
+def ms(value: float) -> str:
+    return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
+
+
+def span(stat: dict, fmt: str = "{:.0f}") -> str:
+    return f"{fmt.format(stat['median'])} ({fmt.format(stat['min'])}-{fmt.format(stat['max'])})"
+
+
+def save(fig: plt.Figure, docs: Path, name: str) -> str:
+    path = docs / "img" / f"bench-{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"img/{path.name}"
+
+
+def served_stack(stack: dict, docs: Path) -> list[str]:
+    data = stack["served_stack"]
+    order = [name for name in ("dev", "default", "direct", "gunship", "static") if name in data]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    rps = [data[n]["rps"]["median"] for n in order]
+    errs = [
+        [data[n]["rps"]["median"] - data[n]["rps"]["min"] for n in order],
+        [data[n]["rps"]["max"] - data[n]["rps"]["median"] for n in order],
+    ]
+    left.barh([LABELS[n] for n in order], rps, xerr=errs, color=[COLOURS[n] for n in order])
+    left.set_xlabel("requests per second (median, min-max)")
+    left.set_title("GET /version, wrk, 16 connections")
+    for i, n in enumerate(order):
+        left.text(rps[i], i, f"  {data[n]['ratio_to_gunship']:.2f}x", va="center")
+    width = 0.38
+    ys = range(len(order))
+    right.barh([y - width / 2 for y in ys], [data[n]["p50_ms"]["median"] for n in order], width, label="p50")
+    right.barh([y + width / 2 for y in ys], [data[n]["p99_ms"]["median"] for n in order], width, label="p99")
+    right.set_yticks(list(ys), [LABELS[n] for n in order])
+    right.set_xscale("log")
+    right.set_xlabel("latency, ms (log scale)")
+    right.legend()
+    image = save(fig, docs, "served-stack")
+    lines = [
+        "## Served stack",
+        "",
+        f"![Throughput and latency per configuration]({image})",
+        "",
+        "| configuration | requests/s | ratio to the Gunship stack | p50 | p99 | errors |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for n in order:
+        d = data[n]
+        lines.append(
+            f"| {LABELS[n]} | {span(d['rps'])} | {d['ratio_to_gunship']:.2f}x | {ms(d['p50_ms']['median'])}"
+            f" | {ms(d['p99_ms']['median'])} | {d['errors']} |"
+        )
+    direct = data["gunship"]["rps"]["median"] / data["direct"]["rps"]["median"]
+    dev = data["gunship"]["rps"]["median"] / data["dev"]["rps"]["median"]
+    lines += [
+        "",
+        f"- Gunship stack / Gunicorn direct with the same workers: **{direct:.2f}x** (target >= 0.9x).",
+        f"- Gunship stack / Flask development server: **{dev:.1f}x** (target >= 3x).",
+        "",
+    ]
+    return lines
+
+
+def worker_sweep(stack: dict, docs: Path) -> list[str]:
+    data = stack["worker_sweep"]
+    counts = sorted(int(k) for k in data)
+    cores = stack.get("container_cores", 2)
+    chosen = 2 * cores + 1
+    fig, ax = plt.subplots(figsize=(7, 4))
+    med = [data[str(c)]["rps"]["median"] for c in counts]
+    ax.plot(counts, med, marker="o", color=COLOURS["direct"])
+    ax.fill_between(
+        counts,
+        [data[str(c)]["rps"]["min"] for c in counts],
+        [data[str(c)]["rps"]["max"] for c in counts],
+        alpha=0.2,
+    )
+    if chosen in counts:
+        ax.axvline(chosen, color=COLOURS["gunship"], linestyle="--", label=f"(2 x {cores}) + 1 = {chosen}")
+        ax.legend()
+    ax.set_xlabel("sync workers")
+    ax.set_ylabel("requests per second")
+    ax.set_title("Gunicorn direct, GET /version, 16 connections")
+    ax.set_ylim(bottom=0)
+    image = save(fig, docs, "worker-sweep")
+    best = max(counts, key=lambda c: data[str(c)]["rps"]["median"])
+    lines = ["## Worker sweep", "", f"![Throughput against worker count]({image})", ""]
+    lines += ["| workers | requests/s | p99 |", "| --- | --- | --- |"]
+    for c in counts:
+        mark = " (Gunship's default)" if c == chosen else ""
+        lines.append(f"| {c}{mark} | {span(data[str(c)]['rps'])} | {ms(data[str(c)]['p99_ms']['median'])} |")
+    lines += [
+        "",
+        f"Peak at {best} workers; Gunship's (2 x {cores}) + 1 = {chosen} reaches "
+        f"{data[str(chosen)]['rps']['median'] / data[str(best)]['rps']['median']:.0%} of it"
+        if str(chosen) in data
+        else "",
+        "",
+    ]
+    return lines
+
+
+def cpu_table(stack: dict, docs: Path) -> list[str]:
+    data = stack["cpu_table"]
+    servers = list(data["total_s"])
+    ns = sorted(int(n) for n in data["total_s"][servers[0]])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in servers:
+        colour = {"dev": COLOURS["dev"], "gunicorn_w1": COLOURS["default"], "gunship": COLOURS["gunship"]}[
+            name
+        ]
+        ax.plot(
+            ns,
+            [data["total_s"][name][str(n)]["median"] for n in ns],
+            marker="o",
+            label=LABELS[name],
+            color=colour,
+        )
+    ax.plot(
+        ns,
+        [data["expected_gunship_s"][str(n)] for n in ns],
+        linestyle=":",
+        color="black",
+        label="ceil(N / cores) x one request",
+    )
+    ax.set_xlabel("concurrent CPU-bound requests (N)")
+    ax.set_ylabel("seconds until the last answers")
+    ax.legend()
+    image = save(fig, docs, "cpu-bound")
+    lines = [
+        "## CPU-bound requests",
+        "",
+        f"Each request hashes {data['rounds_per_request']:,} times (one takes about "
+        f"{data['single_s']['gunship']:.2f} s). N start together; the figure is the time until the last"
+        " one answers.",
+        "",
+        f"![Total time for N concurrent CPU-bound requests]({image})",
+        "",
+        "| N | " + " | ".join(LABELS[s] for s in servers) + " | ceil(N / cores) x one |",
+        "| --- | " + " | ".join("---" for _ in servers) + " | --- |",
+    ]
+    for n in ns:
+        cells = [f"{data['total_s'][s][str(n)]['median']:.2f} s" for s in servers]
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {data['expected_gunship_s'][str(n)]:.2f} s |")
+    worst = max(data["total_s"]["gunship"][str(n)]["median"] / data["expected_gunship_s"][str(n)] for n in ns)
+    lines += ["", f"Gunship's time against ceil(N / cores) x one request: at most {worst:.2f}x across N.", ""]
+    return lines
+
+
+def io_table(stack: dict, docs: Path) -> list[str]:
+    data = stack["io_table"]
+    names = list(data["results"])
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    totals = [data["results"][n]["total_s"] for n in names]
+    ax.barh([LABELS.get(n, n) for n in names], totals, color=COLOURS["gunship"])
+    ax.axvline(data["wait_s"], color="black", linestyle=":", label=f"one wait ({data['wait_s']:.0f} s)")
+    ax.set_xlabel(f"seconds for {data['concurrent']} concurrent requests")
+    ax.legend()
+    image = save(fig, docs, "io-bound")
+    lines = [
+        "## I/O-bound requests",
+        "",
+        f"{data['concurrent']} requests start together; each waits {data['wait_s']:.0f} s"
+        " (like a call to a slow upstream).",
+        "",
+        f"![Total time for concurrent waiting requests]({image})",
+        "",
+        "| worker profile | total | x one wait |",
+        "| --- | --- | --- |",
+    ]
+    for n in names:
+        r = data["results"][n]
+        lines.append(f"| {LABELS.get(n, n)} | {r['total_s']:.2f} s | {r['ratio_to_one_wait']:.2f}x |")
+    lines.append("")
+    return lines
+
+
+def slow_clients(stack: dict, docs: Path) -> list[str]:
+    data = stack["slow_clients"]
+    ks = sorted(int(k) for k in data["direct"])
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.38
+    xs = range(len(ks))
+    for offset, name in ((-width / 2, "direct"), (width / 2, "gunship")):
+        ax.bar(
+            [x + offset for x in xs],
+            [100 * data[name][str(k)]["success_rate"]["median"] for k in ks],
+            width,
+            label=LABELS[name],
+            color=COLOURS[name],
+        )
+    ax.set_xticks(list(xs), [str(k) for k in ks])
+    ax.set_xlabel("slow clients holding connections (K)")
+    ax.set_ylabel("fast requests answered, %")
+    ax.set_ylim(0, 105)
+    ax.legend(loc="lower left")
+    image = save(fig, docs, "slow-clients")
+    lines = [
+        "## Slow clients",
+        "",
+        "K slow clients (half trickle a header, half a body, a line or byte a second) hold connections"
+        " while two fast clients GET /version with a 3 s limit.",
+        "",
+        f"![Fast requests answered with K slow clients]({image})",
+        "",
+        "| K | direct: answered | direct: p50 | through Nginx: answered | through Nginx: p50 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for k in ks:
+        d, g = data["direct"][str(k)], data["gunship"][str(k)]
+        lines.append(
+            f"| {k} | {d['success_rate']['median']:.0%} ({d['answered']['median']:.0f}) | "
+            f"{ms(d['p50_ms']['median']) if d['answered']['median'] else '-'} | "
+            f"{g['success_rate']['median']:.0%} ({g['answered']['median']:.0f}) | "
+            f"{ms(g['p50_ms']['median'])} |"
+        )
+    lines.append("")
+    return lines
+
+
+def deploy_cycle(stack: dict, release: dict | None, docs: Path) -> list[str]:
+    rows = []
+    cycle = stack.get("deploy_cycle")
+    if cycle:
+        rows += [
+            ("First deploy onto a fresh container (apt installs included)", cycle["first"], None),
+            (f"No-op redeploy (changed={cycle['changed']['noop']})", cycle["noop"], 15.0),
+            ("Deploy of a new release", cycle["new_release"], None),
+            ("Rollback with the playbook", cycle["rollback_playbook"], None),
+        ]
+    if release:
+        rows += [
+            ("`fab rollback`, warm slot", release["fab_rollback_warm_s"], 1.0),
+            ("`fab rollback`, cold slot", release["fab_rollback_cold_s"], None),
+        ]
+    if not rows:
+        return []
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    labels = [r[0].replace("`", "") for r in rows]
+    ax.barh(
+        labels,
+        [r[1]["median"] for r in rows],
+        color=COLOURS["gunship"],
+        xerr=[[r[1]["median"] - r[1]["min"] for r in rows], [r[1]["max"] - r[1]["median"] for r in rows]],
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (log scale; median, min-max)")
+    ax.invert_yaxis()
+    image = save(fig, docs, "deploy-cycle")
+    lines = ["## Deploy cycle", "", f"![Deploy cycle wall times]({image})", ""]
+    lines += ["| step | wall time | target |", "| --- | --- | --- |"]
+    for label, stat, target in rows:
+        fmt = "{:.2f} s" if stat["median"] < 10 else "{:.0f} s"
+        lines.append(f"| {label} | {span(stat, fmt)} | {f'<= {target:g} s' if target else ''} |")
+    if release:
+        steady, switching = release["load_steady"], release["load_during_switches"]
+        lines += [
+            "",
+            f"Under a bounded load loop during {2 * release['rounds']} switches: "
+            f"{switching['failures']} failed of {switching['requests']:,} requests (target 0); p99 "
+            f"{switching['p99_ms']:.2f} ms against {steady['p99_ms']:.2f} ms steady "
+            f"({release['p99_ratio_switching_to_steady']:.2f}x).",
+        ]
+    lines.append("")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(PROJECT / "bench" / "results"))
+    parser.add_argument("--docs", default=str(PROJECT / "docs"))
+    args = parser.parse_args()
+    results, docs = Path(args.results), Path(args.docs)
+    stack = json.loads((results / "stack.json").read_text())
+    release_file = results / "release_cycle.json"
+    release = json.loads(release_file.read_text()) if release_file.exists() else None
+    m = stack["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `bench/report.py` from `bench/results/` after `make bench`"
+        + (" (quick mode: short runs, few repetitions)" if stack.get("quick") else "")
+        + ". Absolute figures on a shared machine are noisy: read the ratios, which compare configurations "
+        "measured side by side in the same run. Each figure is a median with its min-max spread.",
+        "",
+        f"- Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}; "
+        f"load average at start {', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}.",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        f"- Commands: `{stack['command']}`"
+        + (f", `{release['command']}`" if release else "")
+        + f"; stack run {stack['wall_seconds'] / 60:.0f} min.",
+        f"- Load: wrk on the host against ports published on 127.0.0.1; the app is the example app "
+        f"(`examples/flaskapp`), Gunship's stack runs {stack['stack_workers']} sync workers "
+        f"((2 x {stack['container_cores']}) + 1).",
+        "",
+    ]
+    for name, section in (
+        ("served_stack", served_stack),
+        ("worker_sweep", worker_sweep),
+        ("cpu_table", cpu_table),
+        ("io_table", io_table),
+        ("slow_clients", slow_clients),
+    ):
+        if name in stack:
+            lines += section(stack, docs)
+    lines += deploy_cycle(stack, release, docs)
+    out = docs / "benchmarks.md"
+    out.write_text("\n".join(line for line in lines if line is not None).rstrip() + "\n")
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
