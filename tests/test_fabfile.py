@@ -11,6 +11,9 @@ import pytest
 from invoke.exceptions import Exit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "molecule" / "shared"))
+from gunship_testkit import vault_encrypt
+
 import fabfile
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -115,29 +118,12 @@ def test_a_become_password_is_never_written_to_the_cache(tmp_path: Path, cache_d
     assert not any("hunter2-secret" in text for text in written)
 
 
-def vaulted(password_file: Path, name: str, value: str) -> str:
-    return subprocess.run(
-        [
-            Path(sys.executable).with_name("ansible-vault"),
-            "encrypt_string",
-            "--vault-password-file",
-            str(password_file),
-            "--stdin-name",
-            name,
-        ],
-        input=value,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
 def test_a_vaulted_become_password_reaches_sudo_and_never_the_cache(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     password_file = tmp_path / "vault-password"
     password_file.write_text("correct horse battery staple\n")
-    extra = vaulted(password_file, "ansible_become_password", "hunter2-vaulted")
+    extra = vault_encrypt(password_file, "ansible_become_password", "hunter2-vaulted")
     inventory = write_inventory(tmp_path / "inv", "10.0.0.1", extra)
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(password_file))
     [target] = fabfile.load_targets(str(inventory), None)
@@ -153,7 +139,7 @@ def test_a_vaulted_become_password_without_the_vault_password_is_refused_by_name
     password_file = tmp_path / "vault-password"
     password_file.write_text("correct horse battery staple\n")
     inventory = write_inventory(
-        tmp_path / "inv", "10.0.0.1", vaulted(password_file, "ansible_become_password", "hunter2")
+        tmp_path / "inv", "10.0.0.1", vault_encrypt(password_file, "ansible_become_password", "hunter2")
     )
     monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
     [target] = fabfile.load_targets(str(inventory), None)

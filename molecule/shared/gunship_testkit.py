@@ -9,6 +9,7 @@ import json
 import os
 import re
 import secrets as secrets_module
+import shlex
 import shutil
 import subprocess
 import sys
@@ -171,6 +172,15 @@ def fingerprint(host: testinfra.host.Host) -> str:
 
 def live_unit(host: testinfra.host.Host) -> str:
     return f"{UNIT}@{live_slot(host)}"
+
+
+def readable_by_others(node: testinfra.host.Host, value: str) -> list[str]:
+    """Files on the host that any user can read and that hold `value`."""
+    found = node.run(
+        "find / -xdev -type f -perm -o=r -size -20M -print0 2>/dev/null"
+        f" | xargs -0 grep -lsF -- {shlex.quote(value)}"
+    )
+    return found.stdout.split()
 
 
 def ssh_inventory(

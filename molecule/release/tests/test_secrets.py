@@ -6,6 +6,7 @@ before the host changes."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -20,6 +21,7 @@ from gunship_testkit import (
     live_record,
     live_unit,
     playbook,
+    readable_by_others,
     release_versions,
     vault_encrypt,
     vault_password_file,
@@ -36,14 +38,6 @@ def app_environment(node: testinfra.host.Host) -> dict[str, str]:
     with node.sudo():
         raw = node.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
     return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
-
-
-def readable_by_others(node: testinfra.host.Host, value: str) -> list[str]:
-    """Files on the host that any user can read and that hold `value`."""
-    found = node.run(
-        f"find / -xdev -type f -perm -o=r -size -20M -print0 2>/dev/null | xargs -0 grep -lsF -- {value!r}"
-    )
-    return found.stdout.split()
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +98,7 @@ def test_without_the_vault_password_a_deploy_stops_before_the_host_changes(
     releases = release_versions(node)
     source = versioned_source(tmp_path_factory.mktemp("src"), "6.0.0")
     run: subprocess.CompletedProcess[str] = playbook(
-        "deploy.yml", inventory, "--extra-vars", f'{{"app_source": "{source}"}}'
+        "deploy.yml", inventory, "--extra-vars", json.dumps({"app_source": str(source)})
     )
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
