@@ -26,11 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
@@ -42,6 +40,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
 from gunship_testkit import playbook, versioned_source  # noqa: E402  (path set above)
+from release_cycle import machine as host_machine  # noqa: E402  (beside this file)
+from release_cycle import spread  # noqa: E402
 
 CONTAINER = "gunship-bench"
 IMAGE = "localhost/gunship-debian:trixie"
@@ -211,10 +211,6 @@ DEV = "{venv}/bin/flask --app 'gunship_example:create_app()' run --host 0.0.0.0 
 
 
 # --- measuring -----------------------------------------------------------------------------
-
-
-def spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -399,6 +395,8 @@ def slow_clients(counts: list[int], rounds: int, seconds: float) -> dict:
 
 
 def machine() -> dict:
+    """release_cycle's record of this machine, with the CPU model and every version involved."""
+    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     versions = {
         "python_host": sys.version.split()[0],
         "wrk": subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0],
@@ -408,16 +406,7 @@ def machine() -> dict:
         "python_container": on_host(f"{ROOT}/current/venv/bin/python --version"),
         "debian": on_host(". /etc/os-release && echo $PRETTY_NAME"),
     }
-    cpu = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"model name\s*:\s*(.*)", cpu)
-    return {
-        "cores": os.cpu_count(),
-        "cpu": model.group(1) if model else "unknown",
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "kernel": os.uname().release,
-        "load_average_at_start": os.getloadavg(),
-        "versions": versions,
-    }
+    return host_machine() | {"cpu": cpu.group(1) if cpu else "unknown", "versions": versions}
 
 
 SECTIONS = ("deploy-cycle", "served-stack", "worker-sweep", "cpu", "io", "slow-clients")
