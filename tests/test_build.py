@@ -125,3 +125,47 @@ def test_wheelhouse_holds_only_the_latest_resolution(wheel: dict, tmp_path: Path
     assert not any(n.startswith("gevent-") for n in second["files"])
     assert sorted(p.name for p in tmp_path.glob("*.whl")) == sorted(second["files"])
     assert first["digest"] != second["digest"]
+
+
+def test_unchanged_source_gives_back_the_built_wheel_and_a_change_builds_anew(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    subprocess.run(["cp", "-r", EXAMPLE, source], check=True)
+    dist = tmp_path / "dist"
+    first = json.loads(run("wheel", source, dist).stdout)
+    built_at = Path(first["wheel"]).stat().st_mtime_ns
+
+    again = json.loads(run("wheel", source, dist).stdout)
+    assert again == first and Path(again["wheel"]).stat().st_mtime_ns == built_at
+
+    module = source / "src" / "gunship_example" / "__init__.py"
+    module.write_text(module.read_text() + "\n# changed\n")
+    changed = json.loads(run("wheel", source, dist).stdout)
+    assert changed["sha256"] != first["sha256"]
+    assert sorted(p.name for p in dist.glob("*.whl")) == [Path(changed["wheel"]).name]
+
+
+def test_a_tampered_wheel_is_built_again_not_reused(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    first = json.loads(run("wheel", EXAMPLE, dist).stdout)
+    Path(first["wheel"]).write_bytes(b"not a wheel")
+    again = json.loads(run("wheel", EXAMPLE, dist).stdout)
+    assert again["sha256"] == first["sha256"] == gunship_build.sha256_of(Path(again["wheel"]))
+
+
+def test_the_same_inputs_give_back_the_wheelhouse_and_refresh_resolves_again(
+    wheel: dict, tmp_path: Path
+) -> None:
+    args = ["wheelhouse", wheel["wheel"], tmp_path / "house", "--python", "3.13"]
+    args += ["--machine", "x86_64", "--glibc", "2.41", "--requirement", "gunicorn>=23,<28"]
+    first = json.loads(run(*args).stdout)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "house").iterdir()}
+
+    again = json.loads(run(*args).stdout)
+    assert again == first
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "house").iterdir()} == mtimes
+    # Nothing but the wheels and their lock is in the directory copied to hosts.
+    assert sorted(mtimes) == sorted([*first["files"], first["lock"]])
+
+    refreshed = json.loads(run(*args, "--refresh").stdout)
+    assert refreshed["files"] == first["files"]
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "house").iterdir()} != mtimes

@@ -6,9 +6,15 @@ run, and a wheelhouse of every dependency resolved for *their* Python and platfo
 
     gunship_build.py wheel SOURCE_DIR OUT_DIR
     gunship_build.py wheelhouse WHEEL OUT_DIR --python 3.11 --machine x86_64 --glibc 2.36 \
-        [--requirement SPEC]... [--constraints FILE]
+        [--requirement SPEC]... [--constraints FILE] [--refresh]
 
 Each prints one JSON object on stdout; errors go to stderr with exit status 1.
+
+Both remember what they were built from (OUT_DIR.built-from.json, beside OUT_DIR): the same source tree gives
+back the wheel already built, and the same wheel, requirements, constraints and target give
+back the wheelhouse already resolved, without running the build or pip again. A redeploy of
+unchanged code takes seconds, and re-resolves no dependency behind the user's back;
+`--refresh` resolves the wheelhouse anew (newer versions the requirements allow).
 """
 
 from __future__ import annotations
@@ -89,15 +95,61 @@ def wheel_metadata(wheel: Path) -> tuple[str, str]:
     return fields["Name"].strip(), fields["Version"].strip()
 
 
+def tree_digest(tree: Path) -> str:
+    """sha256 over every path, link target, executable bit and file content under `tree`."""
+    digest = hashlib.sha256()
+    for path in sorted(tree.rglob("*")):
+        relative = path.relative_to(tree).as_posix()
+        if path.is_symlink():
+            digest.update(f"L {relative} -> {os.readlink(path)}\n".encode())
+        elif path.is_file():
+            executable = "x" if os.access(path, os.X_OK) else "-"
+            digest.update(f"F {relative} {executable} {sha256_of(path)}\n".encode())
+        else:
+            digest.update(f"D {relative}\n".encode())
+    return digest.hexdigest()
+
+
+def built_from(out: Path) -> Path:
+    """Where the inputs of what `out` holds are recorded: beside it, never copied with it."""
+    return out.with_name(f"{out.name}.built-from.json")
+
+
+def reuse(out: Path, key: str) -> dict[str, object] | None:
+    """The result recorded for `out` under `key`, if every file it names is there unchanged."""
+    try:
+        record = json.loads(built_from(out).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("key") != key:
+        return None
+    files = record.get("files", {})
+    if not files or any(
+        not (out / name).is_file() or sha256_of(out / name) != sha256 for name, sha256 in files.items()
+    ):
+        return None
+    return record["result"]
+
+
+def remember(out: Path, key: str, files: dict[str, str], result: dict[str, object]) -> None:
+    record = {"key": key, "files": files, "result": result}
+    built_from(out).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def build_wheel(source: Path, out: Path) -> dict[str, object]:
     if not (source / "pyproject.toml").is_file() and not (source / "setup.py").is_file():
         raise BuildError(f"{source} has neither pyproject.toml nor setup.py: not a Python project")
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.whl"):
-        old.unlink()
     with tempfile.TemporaryDirectory(prefix="gunship-build-") as scratch:
         tree = Path(scratch) / "src"
         shutil.copytree(source, tree, ignore=IGNORED, symlinks=True)
+        # The builder's Python is part of the input: a new interpreter builds anew.
+        key = hashlib.sha256(f"{sys.version}\n{tree_digest(tree)}".encode()).hexdigest()
+        if (built := reuse(out, key)) is not None:
+            return built
+        built_from(out).unlink(missing_ok=True)
+        for old in out.glob("*.whl"):
+            old.unlink()
         env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "PYTHONHASHSEED": "0"}
         run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(tree)], env=env)
     wheels = sorted(out.glob("*.whl"))
@@ -105,13 +157,16 @@ def build_wheel(source: Path, out: Path) -> dict[str, object]:
         raise BuildError(f"expected one wheel in {out}, found {[w.name for w in wheels]}")
     wheel = wheels[0]
     name, version = wheel_metadata(wheel)
-    return {
+    sha256 = sha256_of(wheel)
+    result = {
         "wheel": str(wheel),
         "name": name,
         "version": version,
-        "sha256": sha256_of(wheel),
+        "sha256": sha256,
         "modules": top_level_modules(wheel),
     }
+    remember(out, key, {wheel.name: sha256}, result)
+    return result
 
 
 def pip_platforms(machine: str, glibc: str) -> list[str]:
@@ -134,10 +189,21 @@ def build_wheelhouse(
     glibc: str,
     requirements: Sequence[str],
     constraints: Path | None,
+    refresh: bool = False,
 ) -> dict[str, object]:
     if not re.fullmatch(r"3\.\d+", python):
         raise BuildError(f"unsupported target Python {python!r}: expected 3.N")
     out.mkdir(parents=True, exist_ok=True)
+    inputs = {
+        "wheel": sha256_of(wheel),
+        "target": [python, machine, glibc],
+        "requirements": list(requirements),
+        "constraints": constraints.read_text() if constraints is not None else None,
+    }
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    if not refresh and (resolved := reuse(out, key)) is not None:
+        return resolved
+    built_from(out).unlink(missing_ok=True)
     abi = "cp" + python.replace(".", "")
     command = [
         sys.executable,
@@ -175,7 +241,9 @@ def build_wheelhouse(
     files = {path.name: sha256_of(path) for path in sorted(out.glob("*.whl"))}
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     (out / LOCK_NAME).write_text(hashed_requirements(files))
-    return {"dir": str(out), "files": files, "digest": digest, "lock": LOCK_NAME}
+    result = {"dir": str(out), "files": files, "digest": digest, "lock": LOCK_NAME}
+    remember(out, key, {**files, LOCK_NAME: sha256_of(out / LOCK_NAME)}, result)
+    return result
 
 
 def hashed_requirements(files: dict[str, str]) -> str:
@@ -208,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     house.add_argument("--glibc", required=True)
     house.add_argument("--requirement", action="append", default=[])
     house.add_argument("--constraints", type=Path)
+    house.add_argument("--refresh", action="store_true", help="resolve again even if nothing changed")
     args = parser.parse_args(argv)
     try:
         if args.command == "wheel":
@@ -221,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.glibc,
                 args.requirement,
                 args.constraints,
+                args.refresh,
             )
     except BuildError as error:
         print(f"gunship_build: {error}", file=sys.stderr)
