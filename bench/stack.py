@@ -3,9 +3,10 @@
 
     bench/stack.py [--quick] [--out bench/results/stack.json]     (`make bench` runs it)
 
-Starts a sandbox container of its own (Debian 13 with systemd, `gunship-bench`), deploys the
-example app into it with the real playbook, timing the deploy cycle on the way (first deploy
-onto the fresh container, a no-op redeploy, a new release, the rollback playbook). Then, in the
+Starts a sandbox container of its own (Debian 13 with systemd and an SSH server, `gunship-bench`),
+deploys the example app into it with the real playbook over SSH as a user does, timing the deploy
+cycle on the way (first deploy onto the fresh container, a no-op redeploy, a new release, the
+rollback playbook). Then, in the
 same container and from the same release's venv, it starts the alternatives next to Gunship's
 stack, each on a port published on 127.0.0.1:
 
@@ -39,7 +40,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
-from gunship_testkit import playbook, versioned_source  # noqa: E402  (path set above)
+from gunship_testkit import playbook, ssh_inventory, versioned_source  # noqa: E402  (path set above)
 from release_cycle import machine as host_machine  # noqa: E402  (beside this file)
 from release_cycle import spread  # noqa: E402
 
@@ -59,6 +60,7 @@ PORTS = {
     "gthread": (8005, 18185),
     "gevent": (8006, 18186),
     "probe": (8007, 18187),
+    "ssh": (22, 18122),
 }
 CORES = 2  # replaced by the container's own count once it runs
 
@@ -96,29 +98,50 @@ def fresh_container() -> None:
     for _ in range(60):
         state = podman("exec", CONTAINER, "systemctl", "is-system-running", check=False)
         if state in ("running", "degraded"):
-            return
+            break
         time.sleep(1)
-    sys.exit(f"{CONTAINER}: systemd did not come up")
+    else:
+        sys.exit(f"{CONTAINER}: systemd did not come up")
+    give_ssh()
+
+
+def give_ssh() -> None:
+    """An SSH server and a deploy user with sudo, as a real host has (not part of any timing)."""
+    key = WORK / "id_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    setup = (
+        "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
+        " openssh-server >/dev/null && systemctl enable --now ssh"
+        " && useradd --create-home --shell /bin/bash deploy"
+        " && echo 'deploy ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/deploy && chmod 0440 /etc/sudoers.d/deploy"
+        " && install -d -o deploy -g deploy -m 0700 ~deploy/.ssh"
+        " && install -o deploy -g deploy -m 0600 /dev/stdin ~deploy/.ssh/authorized_keys"
+    )
+    run = subprocess.run(
+        ["podman", "exec", "-i", CONTAINER, "sh", "-c", setup],
+        input=key.with_suffix(".pub").read_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if run.returncode != 0:
+        sys.exit(f"{CONTAINER}: could not set up SSH:\n{run.stdout}{run.stderr}")
 
 
 def inventory() -> str:
-    """An inventory for the bench container: the example app, with gevent in every release so
-    that the gevent profile can run from the same venv as the others."""
-    root = WORK / "inventory"
-    (root / "group_vars").mkdir(parents=True, exist_ok=True)
-    hosts = {"app": {"hosts": {CONTAINER: {"ansible_connection": "containers.podman.podman"}}}}
-    settings = {
-        "app_name": APP,
-        "app_wsgi": "gunship_example:create_app()",
-        "app_static_dir": "gunship_example/static",
-        "app_server_names": [HOST_HEADER, "127.0.0.1"],
-        "release_build_dir": str(WORK / "build"),
-        "release_requirements": ["gunicorn>=23,<28", "gunicorn[gevent]>=23,<28"],
-        "ansible_python_interpreter": "/usr/bin/python3",
-    }
-    (root / "hosts.yml").write_text(json.dumps(hosts, indent=2))
-    (root / "group_vars" / "app.yml").write_text(json.dumps(settings, indent=2))
-    return str(root)
+    """An SSH inventory for the bench container (a new host key each time): the example app,
+    with gevent in every release so that the gevent profile can run from the same venv."""
+    (WORK / "known_hosts").unlink(missing_ok=True)
+    inv = ssh_inventory(
+        WORK,
+        CONTAINER,
+        PORTS["ssh"][1],
+        WORK / "id_ed25519",
+        app_server_names=[HOST_HEADER, "127.0.0.1"],
+        release_requirements=["gunicorn>=23,<28", "gunicorn[gevent]>=23,<28"],
+    )
+    return str(inv)
 
 
 def sources(*versions: str) -> list[Path]:
@@ -195,9 +218,9 @@ def stop(name: str) -> None:
 
 
 # What Gunship's gunicorn.conf.py sets beyond the workers and costs CPU per request: worker
-# recycling and an access log. "direct" runs with them, so that it differs from the stack by
-# Nginx alone.
-GUNSHIP_SETTINGS = "--max-requests 1000 --max-requests-jitter 100 --access-logfile -"
+# recycling (its access log is off by default: Nginx logs every request). "direct" runs with
+# it, so that it differs from the stack by Nginx alone.
+GUNSHIP_SETTINGS = "--max-requests 1000 --max-requests-jitter 100"
 
 
 def gunicorn(workers: int, worker_class: str = "sync", extra: str = "") -> str:
