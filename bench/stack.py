@@ -103,6 +103,8 @@ def fresh_container() -> None:
     else:
         sys.exit(f"{CONTAINER}: systemd did not come up")
     give_ssh()
+    # A new container has a new host key: forget the one seen before.
+    (WORK / "known_hosts").unlink(missing_ok=True)
 
 
 def give_ssh() -> None:
@@ -132,7 +134,6 @@ def give_ssh() -> None:
 def inventory() -> str:
     """An SSH inventory for the bench container (a new host key each time): the example app,
     with gevent in every release so that the gevent profile can run from the same venv."""
-    (WORK / "known_hosts").unlink(missing_ok=True)
     inv = ssh_inventory(
         WORK,
         CONTAINER,
@@ -170,6 +171,8 @@ def deploy_cycle(rounds: int) -> dict:
     changed: dict[str, str] = {}
     for round_no in range(rounds):
         fresh_container()
+        # A first deploy builds the wheel and resolves the wheelhouse; later ones reuse them.
+        shutil.rmtree(WORK / "build", ignore_errors=True)
         for step, extra in (("first", v1), ("noop", v1), ("new_release", v2)):
             seconds, changed[step] = timed_playbook(
                 "deploy.yml", inv, "-e", json.dumps({"app_source": str(extra)})
