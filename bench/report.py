@@ -136,7 +136,7 @@ def worker_sweep(stack: dict, docs: Path) -> list[str]:
     lines += [
         "",
         f"Peak at {best} workers; Gunship's (2 x {cores}) + 1 = {chosen} reaches "
-        f"{data[str(chosen)]['rps']['median'] / data[str(best)]['rps']['median']:.0%} of it"
+        f"{data[str(chosen)]['rps']['median'] / data[str(best)]['rps']['median']:.0%} of it."
         if str(chosen) in data
         else "",
         "",
@@ -291,7 +291,14 @@ def deploy_cycle(stack: dict, release: dict | None, docs: Path) -> list[str]:
     ax.set_xlabel("seconds (log scale; median, min-max)")
     ax.invert_yaxis()
     image = save(fig, docs, "deploy-cycle")
-    lines = ["## Deploy cycle", "", f"![Deploy cycle wall times]({image})", ""]
+    lines = ["## Deploy cycle", ""]
+    lines += [
+        "`ansible-playbook` over SSH (pipelining on) from the host to the bench container, as a user",
+        "deploys; `fab` over SSH to the release scenario's container.",
+        "",
+        f"![Deploy cycle wall times]({image})",
+        "",
+    ]
     lines += ["| step | wall time | target |", "| --- | --- | --- |"]
     for label, stat, target in rows:
         fmt = "{:.2f} s" if stat["median"] < 10 else "{:.0f} s"
