@@ -85,6 +85,19 @@ def write_inventory(root: Path, address: str, extra: str = "") -> Path:
     return root
 
 
+def cached_text(cache_dir: Path) -> str:
+    """Everything fab wrote to its inventory cache, as one text."""
+    return "".join(p.read_text() for p in cache_dir.rglob("*") if p.is_file()) if cache_dir.exists() else ""
+
+
+def vaulted_inventory(tmp_path: Path, become_password: str) -> tuple[Path, Path]:
+    """An inventory whose ansible_become_password is vault-encrypted, and its vault password file."""
+    password_file = tmp_path / "vault-password"
+    password_file.write_text("correct horse battery staple\n")
+    extra = vault_encrypt(password_file, "ansible_become_password", become_password)
+    return write_inventory(tmp_path / "inv", "10.0.0.1", extra), password_file
+
+
 def test_an_edited_inventory_is_read_again(tmp_path: Path, cache_dir: Path) -> None:
     inventory = write_inventory(tmp_path / "inv", "10.0.0.1")
     assert [t.address for t in fabfile.load_targets(str(inventory), None)] == ["10.0.0.1"]
@@ -114,33 +127,24 @@ def test_a_dynamic_inventory_is_asked_every_time(tmp_path: Path, cache_dir: Path
 def test_a_become_password_is_never_written_to_the_cache(tmp_path: Path, cache_dir: Path) -> None:
     inventory = write_inventory(tmp_path / "inv", "10.0.0.1", "ansible_become_password: hunter2-secret\n")
     assert [t.become_password for t in fabfile.load_targets(str(inventory), None)] == ["hunter2-secret"]
-    written = [p.read_text() for p in cache_dir.rglob("*") if p.is_file()] if cache_dir.exists() else []
-    assert not any("hunter2-secret" in text for text in written)
+    assert "hunter2-secret" not in cached_text(cache_dir)
 
 
 def test_a_vaulted_become_password_reaches_sudo_and_never_the_cache(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    password_file = tmp_path / "vault-password"
-    password_file.write_text("correct horse battery staple\n")
-    extra = vault_encrypt(password_file, "ansible_become_password", "hunter2-vaulted")
-    inventory = write_inventory(tmp_path / "inv", "10.0.0.1", extra)
+    inventory, password_file = vaulted_inventory(tmp_path, "hunter2-vaulted")
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(password_file))
     [target] = fabfile.load_targets(str(inventory), None)
     assert "hunter2-vaulted" not in json.dumps(target.become_password)  # still sealed in memory
     assert fabfile.connect(target).config.sudo.password == "hunter2-vaulted"
-    written = [p.read_text() for p in cache_dir.rglob("*") if p.is_file()] if cache_dir.exists() else []
-    assert not any("hunter2-vaulted" in text for text in written)
+    assert "hunter2-vaulted" not in cached_text(cache_dir)
 
 
 def test_a_vaulted_become_password_without_the_vault_password_is_refused_by_name(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    password_file = tmp_path / "vault-password"
-    password_file.write_text("correct horse battery staple\n")
-    inventory = write_inventory(
-        tmp_path / "inv", "10.0.0.1", vault_encrypt(password_file, "ansible_become_password", "hunter2")
-    )
+    inventory, _ = vaulted_inventory(tmp_path, "hunter2")
     monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
     [target] = fabfile.load_targets(str(inventory), None)
     with pytest.raises(
