@@ -48,6 +48,24 @@ def span(stat: dict, fmt: str = "{:.0f}") -> str:
     return f"{fmt.format(stat['median'])} ({fmt.format(stat['min'])}-{fmt.format(stat['max'])})"
 
 
+def error_bars(stats: list[dict]) -> list[list[float]]:
+    """matplotlib's xerr/yerr for medians drawn with their min-max spread."""
+    return [[s["median"] - s["min"] for s in stats], [s["max"] - s["median"] for s in stats]]
+
+
+def heading(title: str, intro: list[str], alt: str, image: str, columns: list[str]) -> list[str]:
+    """A section's title, its introduction, its plot and its table's header rows."""
+    return [
+        f"## {title}",
+        "",
+        *([*intro, ""] if intro else []),
+        f"![{alt}]({image})",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join("---" for _ in columns) + " |",
+    ]
+
+
 def save(fig: plt.Figure, docs: Path, name: str) -> str:
     path = docs / "img" / f"bench-{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,10 +80,7 @@ def served_stack(stack: dict, docs: Path) -> list[str]:
     order = [name for name in ("dev", "default", "direct", "gunship", "static") if name in data]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     rps = [data[n]["rps"]["median"] for n in order]
-    errs = [
-        [data[n]["rps"]["median"] - data[n]["rps"]["min"] for n in order],
-        [data[n]["rps"]["max"] - data[n]["rps"]["median"] for n in order],
-    ]
+    errs = error_bars([data[n]["rps"] for n in order])
     left.barh([LABELS[n] for n in order], rps, xerr=errs, color=[COLOURS[n] for n in order])
     left.set_xlabel("requests per second (median, min-max)")
     left.set_title("GET /version, wrk, 16 connections")
@@ -80,14 +95,13 @@ def served_stack(stack: dict, docs: Path) -> list[str]:
     right.set_xlabel("latency, ms (log scale)")
     right.legend()
     image = save(fig, docs, "served-stack")
-    lines = [
-        "## Served stack",
-        "",
-        f"![Throughput and latency per configuration]({image})",
-        "",
-        "| configuration | requests/s | ratio to the Gunship stack | p50 | p99 | errors |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
+    lines = heading(
+        "Served stack",
+        [],
+        "Throughput and latency per configuration",
+        image,
+        ["configuration", "requests/s", "ratio to the Gunship stack", "p50", "p99", "errors"],
+    )
     for n in order:
         d = data[n]
         lines.append(
@@ -128,8 +142,9 @@ def worker_sweep(stack: dict, docs: Path) -> list[str]:
     ax.set_ylim(bottom=0)
     image = save(fig, docs, "worker-sweep")
     best = max(counts, key=lambda c: data[str(c)]["rps"]["median"])
-    lines = ["## Worker sweep", "", f"![Throughput against worker count]({image})", ""]
-    lines += ["| workers | requests/s | p99 |", "| --- | --- | --- |"]
+    lines = heading(
+        "Worker sweep", [], "Throughput against worker count", image, ["workers", "requests/s", "p99"]
+    )
     for c in counts:
         mark = " (Gunship's default)" if c == chosen else ""
         lines.append(f"| {c}{mark} | {span(data[str(c)]['rps'])} | {ms(data[str(c)]['p99_ms']['median'])} |")
@@ -171,18 +186,17 @@ def cpu_table(stack: dict, docs: Path) -> list[str]:
     ax.set_ylabel("seconds until the last answers")
     ax.legend()
     image = save(fig, docs, "cpu-bound")
-    lines = [
-        "## CPU-bound requests",
-        "",
-        f"Each request hashes {data['rounds_per_request']:,} times (one takes about "
-        f"{data['single_s']['gunship']:.2f} s). N start together; the figure is the time until the last"
-        " one answers.",
-        "",
-        f"![Total time for N concurrent CPU-bound requests]({image})",
-        "",
-        "| N | " + " | ".join(LABELS[s] for s in servers) + " | ceil(N / cores) x one |",
-        "| --- | " + " | ".join("---" for _ in servers) + " | --- |",
-    ]
+    lines = heading(
+        "CPU-bound requests",
+        [
+            f"Each request hashes {data['rounds_per_request']:,} times (one takes about "
+            f"{data['single_s']['gunship']:.2f} s). N start together; the figure is the time until the last"
+            " one answers."
+        ],
+        "Total time for N concurrent CPU-bound requests",
+        image,
+        ["N", *(LABELS[s] for s in servers), "ceil(N / cores) x one"],
+    )
     for n in ns:
         cells = [f"{data['total_s'][s][str(n)]['median']:.2f} s" for s in servers]
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {data['expected_gunship_s'][str(n)]:.2f} s |")
@@ -201,17 +215,16 @@ def io_table(stack: dict, docs: Path) -> list[str]:
     ax.set_xlabel(f"seconds for {data['concurrent']} concurrent requests")
     ax.legend()
     image = save(fig, docs, "io-bound")
-    lines = [
-        "## I/O-bound requests",
-        "",
-        f"{data['concurrent']} requests start together; each waits {data['wait_s']:.0f} s"
-        " (like a call to a slow upstream).",
-        "",
-        f"![Total time for concurrent waiting requests]({image})",
-        "",
-        "| worker profile | total | x one wait |",
-        "| --- | --- | --- |",
-    ]
+    lines = heading(
+        "I/O-bound requests",
+        [
+            f"{data['concurrent']} requests start together; each waits {data['wait_s']:.0f} s"
+            " (like a call to a slow upstream)."
+        ],
+        "Total time for concurrent waiting requests",
+        image,
+        ["worker profile", "total", "x one wait"],
+    )
     for n in names:
         r = data["results"][n]
         lines.append(f"| {LABELS.get(n, n)} | {r['total_s']:.2f} s | {r['ratio_to_one_wait']:.2f}x |")
@@ -239,17 +252,16 @@ def slow_clients(stack: dict, docs: Path) -> list[str]:
     ax.set_ylim(0, 105)
     ax.legend(loc="lower left")
     image = save(fig, docs, "slow-clients")
-    lines = [
-        "## Slow clients",
-        "",
-        "K slow clients (half trickle a header, half a body, a line or byte a second) hold connections"
-        " while two fast clients GET /version with a 3 s limit.",
-        "",
-        f"![Fast requests answered with K slow clients]({image})",
-        "",
-        "| K | direct: answered | direct: p50 | through Nginx: answered | through Nginx: p50 |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+    lines = heading(
+        "Slow clients",
+        [
+            "K slow clients (half trickle a header, half a body, a line or byte a second) hold connections"
+            " while two fast clients GET /version with a 3 s limit."
+        ],
+        "Fast requests answered with K slow clients",
+        image,
+        ["K", "direct: answered", "direct: p50", "through Nginx: answered", "through Nginx: p50"],
+    )
     for k in ks:
         d, g = data["direct"][str(k)], data["gunship"][str(k)]
         lines.append(
@@ -285,21 +297,22 @@ def deploy_cycle(stack: dict, release: dict | None, docs: Path) -> list[str]:
         labels,
         [r[1]["median"] for r in rows],
         color=COLOURS["gunship"],
-        xerr=[[r[1]["median"] - r[1]["min"] for r in rows], [r[1]["max"] - r[1]["median"] for r in rows]],
+        xerr=error_bars([r[1] for r in rows]),
     )
     ax.set_xscale("log")
     ax.set_xlabel("seconds (log scale; median, min-max)")
     ax.invert_yaxis()
     image = save(fig, docs, "deploy-cycle")
-    lines = ["## Deploy cycle", ""]
-    lines += [
-        "`ansible-playbook` over SSH (pipelining on) from the host to the bench container, as a user",
-        "deploys; `fab` over SSH to the release scenario's container.",
-        "",
-        f"![Deploy cycle wall times]({image})",
-        "",
-    ]
-    lines += ["| step | wall time | target |", "| --- | --- | --- |"]
+    lines = heading(
+        "Deploy cycle",
+        [
+            "`ansible-playbook` over SSH (pipelining on) from the host to the bench container, as a user",
+            "deploys; `fab` over SSH to the release scenario's container.",
+        ],
+        "Deploy cycle wall times",
+        image,
+        ["step", "wall time", "target"],
+    )
     for label, stat, target in rows:
         fmt = "{:.2f} s" if stat["median"] < 10 else "{:.0f} s"
         lines.append(f"| {label} | {span(stat, fmt)} | {f'<= {target:g} s' if target else ''} |")
