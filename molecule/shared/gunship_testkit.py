@@ -197,8 +197,9 @@ def ssh_inventory(
     file of an inventory directory as inventory.
 
     `secrets` go into app_env the way the README tells a user to put them there: each value
-    encrypted with ansible-vault into group_vars/app/vault.yml as `vault_<name>`, app_env
-    naming `{{ vault_<name> }}`, and the vault password in `vault_password_file(inventory)`."""
+    encrypted with ansible-vault into `vault_file(inventory)` as `vault_<name>`, app_env in
+    group_vars/app.yml naming `{{ vault_<name> }}`, and the vault password, readable by its
+    owner only, in `vault_password_file(inventory)`."""
     hosts = {
         "app": {
             "hosts": {
@@ -225,25 +226,34 @@ def ssh_inventory(
         **group_vars,
     }
     inventory = root / "inventory"
-    group = inventory / "group_vars" / "app"
-    group.mkdir(parents=True, exist_ok=True)
+    # Ansible reads whatever is there: an earlier write's files must not linger.
+    shutil.rmtree(inventory, ignore_errors=True)
+    (inventory / "group_vars").mkdir(parents=True)
     if secrets:
         password = vault_password_file(inventory)
+        password.unlink(missing_ok=True)
+        password.touch(mode=0o600)
         password.write_text(secrets_module.token_urlsafe(24) + "\n")
-        password.chmod(0o600)
         vaulted = [vault_encrypt(password, f"vault_{name.lower()}", value) for name, value in secrets.items()]
-        (group / "vault.yml").write_text("---\n" + "".join(vaulted))
+        vault_file(inventory).parent.mkdir()
+        vault_file(inventory).write_text("---\n" + "".join(vaulted))
         env = dict(settings.get("app_env") or {})
         env.update({name: f"{{{{ vault_{name.lower()} }}}}" for name in secrets})
         settings["app_env"] = env
     (inventory / "hosts.yml").write_text(json.dumps(hosts, indent=2))  # JSON is YAML
-    (group / "main.yml").write_text(json.dumps(settings, indent=2))
+    (inventory / "group_vars" / "app.yml").write_text(json.dumps(settings, indent=2))
     return inventory
 
 
 def vault_password_file(inventory: Path) -> Path:
     """Where ssh_inventory keeps the vault password: beside the inventory, never inside it."""
     return inventory.parent / f"{inventory.name}.vault-password"
+
+
+def vault_file(inventory: Path) -> Path:
+    """Where ssh_inventory keeps the vaulted values, as the README's Secrets section does:
+    under group_vars/all/ (a group_vars/app/ directory would hide group_vars/app.yml)."""
+    return inventory / "group_vars" / "all" / "vault.yml"
 
 
 def vault_encrypt(password: Path, name: str, value: str) -> str:

@@ -24,6 +24,7 @@ from gunship_testkit import (
     readable_by_others,
     release_versions,
     vault_encrypt,
+    vault_file,
     vault_password_file,
     versioned_source,
 )
@@ -45,8 +46,8 @@ def rotated(inventory: str, node: testinfra.host.Host, tmp_path_factory: pytest.
     """The same release deployed again at -vv with a new secret in the vault."""
     before = live_record(node)
     password = vault_password_file(Path(inventory))
-    vault = Path(inventory) / "group_vars" / "app" / "vault.yml"
-    vault.write_text("---\n" + vault_encrypt(password, f"vault_{NAME.lower()}", ROTATED))
+    vaulted = vault_encrypt(password, f"vault_{NAME.lower()}", ROTATED)
+    vault_file(Path(inventory)).write_text("---\n" + vaulted)
     source = versioned_source(tmp_path_factory.mktemp("src"), before["version"])
     run = deploy(inventory, source, "-vv")
     return {"before": before, "run": run, "output": run.stdout + run.stderr}
