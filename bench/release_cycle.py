@@ -142,10 +142,7 @@ def sandbox() -> str:
                 env=env,
                 check=True,
             )
-    WORK.mkdir(parents=True, exist_ok=True)
-    key = WORK / "id_ed25519"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    key = deploy_key(WORK)
     subprocess.run(
         [
             "podman",
@@ -182,6 +179,15 @@ def sandbox() -> str:
         if run.returncode != 0:
             sys.exit(run.stdout + run.stderr)
     return inventory
+
+
+def deploy_key(work: Path) -> Path:
+    """The bench's own SSH key for the deploy user, in `work` (made on first use)."""
+    key = work / "id_ed25519"
+    if not key.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
 
 
 def machine() -> dict[str, object]:

@@ -41,8 +41,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
 from gunship_testkit import playbook, ssh_inventory, versioned_source  # noqa: E402  (path set above)
-from release_cycle import machine as host_machine  # noqa: E402  (beside this file)
-from release_cycle import spread  # noqa: E402
+from release_cycle import deploy_key, spread  # noqa: E402  (beside this file)
+from release_cycle import machine as host_machine  # noqa: E402
 
 CONTAINER = "gunship-bench"
 IMAGE = "localhost/gunship-debian:trixie"
@@ -109,9 +109,7 @@ def fresh_container() -> None:
 
 def give_ssh() -> None:
     """An SSH server and a deploy user with sudo, as a real host has (not part of any timing)."""
-    key = WORK / "id_ed25519"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    key = deploy_key(WORK)
     setup = (
         "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
         " openssh-server >/dev/null && systemctl enable --now ssh"
@@ -132,13 +130,13 @@ def give_ssh() -> None:
 
 
 def inventory() -> str:
-    """An SSH inventory for the bench container (a new host key each time): the example app,
-    with gevent in every release so that the gevent profile can run from the same venv."""
+    """An SSH inventory for the bench container: the example app, with gevent in every release
+    so that the gevent profile can run from the same venv."""
     inv = ssh_inventory(
         WORK,
         CONTAINER,
         PORTS["ssh"][1],
-        WORK / "id_ed25519",
+        deploy_key(WORK),
         app_server_names=[HOST_HEADER, "127.0.0.1"],
         release_requirements=["gunicorn>=23,<28", "gunicorn[gevent]>=23,<28"],
     )
@@ -280,9 +278,16 @@ def wrk(port: int, path: str, seconds: float, connections: int) -> dict:
     }
 
 
-def repeated(measure: Callable[[], dict], rounds: int, keys: tuple[str, ...]) -> dict:
-    runs = [measure() for _ in range(rounds)]
+WRK_FIGURES = ("rps", "p50_ms", "p99_ms")
+
+
+def summary(runs: list[dict], keys: tuple[str, ...]) -> dict:
+    """Each figure's median and spread over the runs, and the runs themselves."""
     return {key: spread([r[key] for r in runs]) for key in keys} | {"runs": runs}
+
+
+def repeated(measure: Callable[[], dict], rounds: int, keys: tuple[str, ...]) -> dict:
+    return summary([measure() for _ in range(rounds)], keys)
 
 
 def served_stack(rounds: int, seconds: float, connections: int) -> dict:
@@ -304,11 +309,10 @@ def served_stack(rounds: int, seconds: float, connections: int) -> dict:
                 f"p50 {result['p50_ms']:6.2f} ms p99 {result['p99_ms']:7.2f} ms",
                 flush=True,
             )
-    out = {}
-    for name, results in runs.items():
-        out[name] = {k: spread([r[k] for r in results]) for k in ("rps", "p50_ms", "p99_ms")}
-        out[name]["errors"] = sum(r["errors"] + r["non_2xx"] for r in results)
-        out[name]["runs"] = results
+    out = {
+        name: summary(results, WRK_FIGURES) | {"errors": sum(r["errors"] + r["non_2xx"] for r in results)}
+        for name, results in runs.items()
+    }
     base = out["gunship"]["rps"]["median"]
     for name in out:
         out[name]["ratio_to_gunship"] = out[name]["rps"]["median"] / base
@@ -322,7 +326,7 @@ def worker_sweep(counts: list[int], rounds: int, seconds: float, connections: in
         out[str(count)] = repeated(
             lambda: wrk(PORTS["sweep"][1], "/version", seconds, connections),
             rounds,
-            ("rps", "p50_ms", "p99_ms"),
+            WRK_FIGURES,
         )
         print(f"sweep {count} workers: {out[str(count)]['rps']['median']:.0f} req/s", flush=True)
     stop("sweep")
