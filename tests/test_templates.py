@@ -79,6 +79,10 @@ def test_each_slot_gets_its_own_socket_and_control_socket(
     [
         ({"gunicorn_workers": 9}, "workers", "9"),
         ({"gunicorn_worker_class": "gthread", "gunicorn_threads": 8}, "threads", "8"),
+        # gthread: each worker takes no more connections than it has threads.
+        ({"gunicorn_worker_class": "gthread", "gunicorn_threads": 8}, "worker_connections", "8"),
+        ({"gunicorn_worker_class": "gthread", "gunicorn_threads": 8}, "keepalive", "0"),
+        ({"gunicorn_worker_class": "sync"}, "keepalive", "2"),
         (
             {"gunicorn_worker_class": "gevent", "gunicorn_worker_connections": 500},
             "worker_connections",

@@ -49,7 +49,7 @@ CASES = {
     ),
     "gevent worker without what it needs": (
         {"gunicorn_worker_class": "gevent", "gunicorn_gevent_package": "gevent"},
-        ["Check that the worker class loads in the release", "No module named 'packaging'"],
+        ["Write Gunicorn's configuration", "No module named 'packaging'"],
     ),
     "wsgi callable that does not import": (
         {"app_wsgi": "gunship_example:make_app()"},
