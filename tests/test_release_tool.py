@@ -97,6 +97,45 @@ def test_a_second_lock_names_the_holder_and_leaves_the_first(cycle) -> None:
     assert tool.read_lock(cycle)["holder"] == "alice@laptop"
 
 
+def lock(cycle, capsys, *flags: str) -> dict:
+    args = tool.argparse.Namespace(command="lock", holder="alice@laptop", python=None, dry_run=False)
+    for flag in flags:
+        name, _, value = flag.removeprefix("--").partition("=")
+        setattr(args, name.replace("-", "_"), value or True)
+    assert tool.run(cycle, args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_lock_reports_the_live_release_and_the_target(cycle, capsys) -> None:
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1", slot="green")
+    os.symlink(cycle.releases_dir / "r1", cycle.root / "current")
+    state = lock(cycle, capsys, f"--python={sys.executable}")
+    assert state["locked"] is True and tool.read_lock(cycle)["holder"] == "alice@laptop"
+    assert state["live_slot"] == "green"
+    assert state["live_release"]["id"] == "r1"
+    assert state["target"]["python"] == f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def test_a_first_deploy_finds_nothing_live(cycle, capsys) -> None:
+    state = lock(cycle, capsys)
+    assert (state["live_slot"], state["live_release"]) == ("", {})
+
+
+def test_a_dry_run_lock_reports_without_locking(cycle, capsys) -> None:
+    assert lock(cycle, capsys, "--dry-run")["locked"] is False
+    assert tool.read_lock(cycle) is None
+
+
+def test_a_target_python_that_fails_leaves_no_lock(cycle) -> None:
+    args = tool.argparse.Namespace(
+        command="lock", holder="alice@laptop", python="/nonexistent/python3", dry_run=False
+    )
+    with pytest.raises(tool.CycleError, match="release_python /nonexistent/python3 cannot run"):
+        tool.run(cycle, args)
+    assert tool.read_lock(cycle) is None
+
+
 def test_upstream_names_the_slot_socket(cycle) -> None:
     assert "server unix:/run/shop/green.sock fail_timeout=0;" in tool.upstream_text(cycle, "green")
 
@@ -105,3 +144,15 @@ def test_upstream_names_the_slot_socket(cycle) -> None:
 def test_scale_refuses_what_is_not_plus_or_minus_n(cycle, change: str) -> None:
     with pytest.raises(tool.CycleError, match="give \\+N or -N"):
         tool.scale(cycle, change, dry_run=True)
+
+
+def test_prune_keeps_the_newest_the_live_and_the_named(cycle) -> None:
+    for number in range(1, 7):
+        add_release(cycle, f"r{number}", f"2026-01-0{number}T00:00:00Z")
+        os.utime(cycle.releases_dir / f"r{number}", (number * 1000, number * 1000))
+    go_live(cycle, "r1")  # live, and the oldest
+    os.symlink(cycle.releases_dir / "r2", cycle.slot_link("green"))
+    assert tool.prune(cycle, 2, ["r3"], dry_run=True) == ["r4"]
+    assert (cycle.releases_dir / "r4").is_dir()
+    assert tool.prune(cycle, 2, ["r3"], dry_run=False) == ["r4"]
+    assert sorted(path.name for path in cycle.releases_dir.iterdir()) == ["r1", "r2", "r3", "r5", "r6"]

@@ -9,9 +9,10 @@ runs on the host's own python3.
     gunship-release APP releases [--json]
     gunship-release APP activate RELEASE [--action A] [--by WHO] [--force] [--dry-run]
     gunship-release APP rollback [--to RELEASE] [--by WHO] [--dry-run]
-    gunship-release APP lock --holder WHO
+    gunship-release APP lock --holder WHO [--python PATH] [--dry-run]
     gunship-release APP unlock [--dry-run]
     gunship-release APP scale (+N|-N) [--dry-run]
+    gunship-release APP prune --keep N [--keep-release RELEASE ...] [--dry-run]
     gunship-release APP audit --action A --outcome O [--to RELEASE] [--by WHO] [--reason TEXT]
 
 Settings come from /etc/gunship/APP/cycle.json, written by the release role.
@@ -25,6 +26,7 @@ import datetime as dt
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -308,6 +310,31 @@ def acquire_lock(cycle: Cycle, holder: str) -> None:
         json.dump(record, handle)
 
 
+# Run by the target's Python: what its wheelhouse must be built for.
+TARGET_PROBE = (
+    "import json, os, platform, sys; print(json.dumps({'python': '%d.%d' % sys.version_info[:2],"
+    " 'machine': platform.machine(), 'glibc': os.confstr('CS_GNU_LIBC_VERSION').split()[1]}))"
+)
+
+
+def target_of(python: str) -> dict[str, str]:
+    try:
+        probe = subprocess.run([python, "-c", TARGET_PROBE], capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise CycleError(f"release_python {python} cannot run on this host: {error.strerror}") from None
+    if probe.returncode != 0:
+        raise CycleError(f"release_python {python} failed: {(probe.stderr or probe.stdout).strip()}")
+    return json.loads(probe.stdout)
+
+
+def live_state(cycle: Cycle) -> dict[str, Any]:
+    """The live slot and the live release's record: what a deploy reads once it holds the lock."""
+    record: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads((cycle.root / "current" / "release.json").read_text())
+    return {"live_slot": cycle.live_slot() or "", "live_release": record}
+
+
 def audit(cycle: Cycle, **entry: Any) -> None:
     line = json.dumps({"time": now(), "app": cycle.app, **entry}, sort_keys=True)
     with cycle.audit_log.open("a") as handle:
@@ -545,6 +572,24 @@ def releases(cycle: Cycle) -> list[dict[str, Any]]:
     ]
 
 
+def prune(cycle: Cycle, keep: int, also_keep: list[str], dry_run: bool) -> list[str]:
+    """Remove releases beyond the newest `keep` (by directory age), never the live one, one a slot
+    points at, or one named in also_keep. Returns the removed releases' names."""
+    by_age = sorted(
+        (path for path in cycle.releases_dir.iterdir() if path.is_dir() and not path.is_symlink()),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    kept = {path.name for path in by_age[:keep]} | set(also_keep)
+    kept |= {cycle.slot_release(slot) for slot in cycle.slots} - {None}
+    kept |= {live_state(cycle)["live_release"].get("id")} - {None}
+    removed = [path for path in by_age if path.name not in kept]
+    if not dry_run:
+        for path in removed:
+            shutil.rmtree(path)
+    return [path.name for path in removed]
+
+
 def release_line(row: dict[str, Any]) -> str:
     marks = [mark for mark in ("live", "warm", "failed") if row[mark]]
     fields = [row["id"], row["version"], row["deployed_at"], row["deployed_by"], *marks]
@@ -587,11 +632,18 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (act, back):
         sub.add_argument("--by", default=os.environ.get("SUDO_USER") or os.environ.get("USER") or "root")
         sub.add_argument("--dry-run", action="store_true")
-    commands.add_parser("lock").add_argument("--holder", required=True)
+    lock = commands.add_parser("lock")
+    lock.add_argument("--holder", required=True)
+    lock.add_argument("--python", help="also report what this Python on the host is")
+    lock.add_argument("--dry-run", action="store_true", help="report, without taking the lock")
     commands.add_parser("unlock").add_argument("--dry-run", action="store_true")
     sc = commands.add_parser("scale")
     sc.add_argument("workers")
     sc.add_argument("--dry-run", action="store_true")
+    pr = commands.add_parser("prune")
+    pr.add_argument("--keep", type=int, required=True)
+    pr.add_argument("--keep-release", action="append", default=[], help="never remove this one")
+    pr.add_argument("--dry-run", action="store_true")
     aud = commands.add_parser("audit")
     for flag in ("--action", "--outcome"):
         aud.add_argument(flag, required=True)
@@ -631,7 +683,12 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         finally:
             cycle.lock_file.unlink(missing_ok=True)
     elif args.command == "lock":
-        acquire_lock(cycle, args.holder)
+        # One call does what a deploy needs of the host before it builds: the target (read
+        # first: a failure leaves no lock behind), the lock, then what is live under it.
+        target = {"target": target_of(args.python)} if args.python else {}
+        if not args.dry_run:
+            acquire_lock(cycle, args.holder)
+        print(json.dumps({"locked": not args.dry_run} | target | live_state(cycle)))
     elif args.command == "unlock":
         held = read_lock(cycle)
         if held and not args.dry_run:
@@ -648,6 +705,9 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         )
     elif args.command == "scale":
         print(scale(cycle, args.workers, args.dry_run))
+    elif args.command == "prune":
+        removed = prune(cycle, args.keep, args.keep_release, args.dry_run)
+        print(json.dumps({"removed": removed, "dry_run": args.dry_run}))
     elif args.command == "audit":
         audit(
             cycle,
