@@ -29,7 +29,8 @@ LABELS = {
     "gunicorn_w1": "Gunicorn -w 1",
     "sync_w1": "sync, 1 worker",
     "sync_default": "sync, Gunship's workers (stack)",
-    "gthread": "gthread, Gunship's workers x 4 threads",
+    "gthread": "gthread, Gunship's workers x 4 threads (Gunship: 4 connections each)",
+    "gthread_1000": "gthread, same, Gunicorn's 1000 connections each",
 }
 COLOURS = {
     "gunship": "#1f6feb",

@@ -60,6 +60,7 @@ PORTS = {
     "gthread": (8005, 18185),
     "gevent": (8006, 18186),
     "probe": (8007, 18187),
+    "gthread_1000": (8008, 18188),
     "ssh": (22, 18122),
 }
 CORES = 2  # replaced by the container's own count once it runs
@@ -392,6 +393,7 @@ def io_table(wait: float, n: int = 10) -> dict:
         "sync_w1": PORTS["default"][1],
         "sync_default": PORTS["gunship"][1],
         "gthread": PORTS["gthread"][1],
+        "gthread_1000": PORTS["gthread_1000"][1],
         "gevent": PORTS["gevent"][1],
     }
     out = {}
@@ -472,7 +474,10 @@ def main() -> int:
     start("direct", gunicorn(workers, extra=GUNSHIP_SETTINGS))
     start("default", gunicorn(1))
     start("dev", DEV)
-    start("gthread", gunicorn(workers, "gthread", "--threads 4"))
+    # gthread as Gunship renders it (one connection per thread), and with Gunicorn's own
+    # worker_connections (1000), side by side.
+    start("gthread", gunicorn(workers, "gthread", "--threads 4 --worker-connections 4 --keep-alive 0"))
+    start("gthread_1000", gunicorn(workers, "gthread", "--threads 4"))
     start("gevent", gunicorn(workers, "gevent", "--worker-connections 1000"))
 
     seconds, rounds = (3, 2) if quick else (10, 5)
