@@ -29,8 +29,8 @@ LABELS = {
     "gunicorn_w1": "Gunicorn -w 1",
     "sync_w1": "sync, 1 worker",
     "sync_default": "sync, Gunship's workers (stack)",
-    "gthread": "gthread, Gunship's workers x 4 threads (Gunship: 4 connections each)",
-    "gthread_1000": "gthread, same, Gunicorn's 1000 connections each",
+    "gthread": "gthread x 4 threads, as Gunship renders it",
+    "gthread_1000": "gthread x 4, worker_connections 1000",
 }
 COLOURS = {
     "gunship": "#1f6feb",
@@ -354,6 +354,12 @@ def main() -> int:
         f"- Commands: `{stack['command']}`"
         + (f", `{release['command']}`" if release else "")
         + f"; stack run {stack['wall_seconds'] / 60:.0f} min.",
+        *(
+            f"- Re-run later: `{rerun['command']}` ({rerun['wall_seconds'] / 60:.0f} min) for "
+            f"{', '.join(section.replace('_', ' ') for section in rerun['sections'])}; "
+            "those sections come from it, the others from the run above."
+            for rerun in stack.get("reruns", [])
+        ),
         f"- Load: wrk on the host against ports published on 127.0.0.1; the app is the example app "
         f"(`examples/flaskapp`), Gunship's stack runs {stack['stack_workers']} sync workers "
         f"((2 x {stack['container_cores']}) + 1).",

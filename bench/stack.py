@@ -441,7 +441,31 @@ def machine() -> dict:
     return host_machine() | {"cpu": cpu.group(1) if cpu else "unknown", "versions": versions}
 
 
-SECTIONS = ("deploy-cycle", "served-stack", "worker-sweep", "cpu", "io", "slow-clients")
+def merged(base: dict, rerun: dict) -> dict:
+    """`base` with the sections `rerun` measured replaced, and the re-run's command recorded."""
+    sections = [key for key in REPORT_KEYS.values() if key in rerun]
+    return (
+        base
+        | {key: rerun[key] for key in sections}
+        | {
+            "reruns": [
+                *base.get("reruns", []),
+                {"command": rerun["command"], "sections": sections, "wall_seconds": rerun["wall_seconds"]},
+            ]
+        }
+    )
+
+
+# --only's section names -> where each one's figures go in the results.
+REPORT_KEYS = {
+    "deploy-cycle": "deploy_cycle",
+    "served-stack": "served_stack",
+    "worker-sweep": "worker_sweep",
+    "cpu": "cpu_table",
+    "io": "io_table",
+    "slow-clients": "slow_clients",
+}
+SECTIONS = tuple(REPORT_KEYS)
 
 
 def main() -> int:
@@ -453,6 +477,11 @@ def main() -> int:
     )
     parser.add_argument("--out", default=str(PROJECT / "bench" / "results" / "stack.json"))
     parser.add_argument("--keep", action="store_true", help="leave the container running afterwards")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the measured sections in an existing --out (the re-run is recorded)",
+    )
     args = parser.parse_args()
     only = args.only.split(",")
     if unknown := set(only) - set(SECTIONS):
@@ -496,6 +525,8 @@ def main() -> int:
         report["slow_clients"] = slow_clients(counts, 1 if quick else 3, 4 if quick else 8)
     report["wall_seconds"] = round(time.time() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        report = merged(json.loads(Path(args.out).read_text()), report)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: {args.out} ({report['wall_seconds']:.0f} s)")
     if not args.keep:
