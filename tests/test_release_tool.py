@@ -3,6 +3,7 @@ lock, and what Nginx's upstream file says."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -97,12 +98,14 @@ def test_a_second_lock_names_the_holder_and_leaves_the_first(cycle) -> None:
     assert tool.read_lock(cycle)["holder"] == "alice@laptop"
 
 
-def lock(cycle, capsys, *flags: str) -> dict:
-    args = tool.argparse.Namespace(command="lock", holder="alice@laptop", python=None, dry_run=False)
-    for flag in flags:
-        name, _, value = flag.removeprefix("--").partition("=")
-        setattr(args, name.replace("-", "_"), value or True)
-    assert tool.run(cycle, args) == 0
+def lock_args(**overrides: object) -> argparse.Namespace:
+    return argparse.Namespace(
+        **{"command": "lock", "holder": "alice@laptop", "python": None, "dry_run": False, **overrides}
+    )
+
+
+def lock(cycle, capsys, **overrides: object) -> dict:
+    assert tool.run(cycle, lock_args(**overrides)) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -110,7 +113,7 @@ def test_the_lock_reports_the_live_release_and_the_target(cycle, capsys) -> None
     add_release(cycle, "r1", "2026-01-01T00:00:00Z")
     go_live(cycle, "r1", slot="green")
     os.symlink(cycle.releases_dir / "r1", cycle.root / "current")
-    state = lock(cycle, capsys, f"--python={sys.executable}")
+    state = lock(cycle, capsys, python=sys.executable)
     assert state["locked"] is True and tool.read_lock(cycle)["holder"] == "alice@laptop"
     assert state["live_slot"] == "green"
     assert state["live_release"]["id"] == "r1"
@@ -123,16 +126,13 @@ def test_a_first_deploy_finds_nothing_live(cycle, capsys) -> None:
 
 
 def test_a_dry_run_lock_reports_without_locking(cycle, capsys) -> None:
-    assert lock(cycle, capsys, "--dry-run")["locked"] is False
+    assert lock(cycle, capsys, dry_run=True)["locked"] is False
     assert tool.read_lock(cycle) is None
 
 
 def test_a_target_python_that_fails_leaves_no_lock(cycle) -> None:
-    args = tool.argparse.Namespace(
-        command="lock", holder="alice@laptop", python="/nonexistent/python3", dry_run=False
-    )
     with pytest.raises(tool.CycleError, match="release_python /nonexistent/python3 cannot run"):
-        tool.run(cycle, args)
+        tool.run(cycle, lock_args(python="/nonexistent/python3"))
     assert tool.read_lock(cycle) is None
 
 
