@@ -174,6 +174,25 @@ def live_unit(host: testinfra.host.Host) -> str:
     return f"{UNIT}@{live_slot(host)}"
 
 
+def master_pid(host: testinfra.host.Host) -> int:
+    """The live slot's Gunicorn master, as systemd knows it (0 while it is down)."""
+    return int(host.check_output(f"systemctl show -p MainPID --value {live_unit(host)}.service"))
+
+
+def worker_pids(host: testinfra.host.Host, master: int) -> list[int]:
+    return [int(pid) for pid in host.run(f"ps --no-headers -o pid --ppid {master}").stdout.split()]
+
+
+def eventually(check: Callable[[], bool], seconds: float = 30) -> bool:
+    """Whether `check` comes true within `seconds`, asked twice a second."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return check()
+
+
 def readable_by_others(node: testinfra.host.Host, value: str) -> list[str]:
     """Files on the host that any user can read and that hold `value`."""
     found = node.run(

@@ -19,14 +19,17 @@ from gunship_testkit import (
     PROJECT,
     ROOT,
     Answer,
+    eventually,
     fetch_port,
     fingerprint,
     live_record,
     live_slot,
     live_unit,
+    master_pid,
     playbook,
     release_versions,
     versioned_source,
+    worker_pids,
 )
 
 __all__ = [
@@ -34,12 +37,15 @@ __all__ = [
     "APP",
     "PROJECT",
     "ROOT",
+    "eventually",
     "fingerprint",
     "live_record",
     "live_slot",
     "live_unit",
+    "master_pid",
     "release_versions",
     "versioned_source",
+    "worker_pids",
 ]
 
 # Container name -> the loopback port its Nginx is published on (molecule.yml).

@@ -15,7 +15,7 @@ import time
 
 import pytest
 import testinfra
-from conftest import APP, PORTS, ROOT, deploy, fetch, live_unit
+from conftest import APP, PORTS, ROOT, deploy, fetch, live_unit, master_pid
 from gunship_testkit import readable_by_others, self_signed
 
 TLS_PORTS = {"gunship-default-bookworm": 18443, "gunship-default-trixie": 18444}
@@ -29,7 +29,7 @@ def test_the_app_unit_is_sandboxed_to_an_exposure_of_at_most_2(node: testinfra.h
 
 
 def test_the_app_runs_without_privileges(node: testinfra.host.Host) -> None:
-    pid = node.check_output(f"systemctl show -p MainPID --value {live_unit(node)}")
+    pid = master_pid(node)
     lines = node.file(f"/proc/{pid}/status").content_string.splitlines()
     status = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
     assert status["NoNewPrivs"].strip() == "1"

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 import testinfra
-from conftest import APP, ROOT, fetch, journal, live_record, live_slot, live_unit
+from conftest import APP, ROOT, fetch, journal, live_record, live_slot, live_unit, master_pid, worker_pids
 
 
 @pytest.mark.parametrize("suffix", ["nginx.service", ".socket", ".service"])
@@ -19,16 +19,14 @@ def test_units_are_active_and_enabled(node: testinfra.host.Host, suffix: str) ->
 
 
 def gunicorn_master(node: testinfra.host.Host) -> int:
-    unit = live_unit(node)
-    pid = int(node.check_output(f"systemctl show -p MainPID --value {unit}.service"))
-    assert pid > 0, journal(node, unit)
+    pid = master_pid(node)
+    assert pid > 0, journal(node, live_unit(node))
     return pid
 
 
 def test_worker_count_is_twice_the_cores_plus_one(node: testinfra.host.Host) -> None:
     cores = int(node.check_output("nproc"))
-    workers = node.check_output(f"ps --no-headers -o pid --ppid {gunicorn_master(node)}").split()
-    assert len(workers) == 2 * cores + 1
+    assert len(worker_pids(node, gunicorn_master(node))) == 2 * cores + 1
 
 
 def test_app_processes_run_as_the_app_user(node: testinfra.host.Host) -> None:

@@ -23,6 +23,7 @@ from gunship_testkit import (
     ROOT,
     LoadLoop,
     audit,
+    eventually,
     live_record,
     live_slot,
     release_versions,
@@ -207,15 +208,9 @@ def test_fab_scale_adds_and_removes_workers_until_the_next_restart(load, invento
     before = workers(node)
     out = ok(fab(inventory, "scale", "--workers=+2"))
     assert "until the next restart" in out
-    deadline = time.monotonic() + 30
-    while workers(node) != before + 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert workers(node) == before + 2
+    assert eventually(lambda: workers(node) == before + 2), workers(node)
     ok(fab(inventory, "scale", "--workers=-2"))
-    deadline = time.monotonic() + 30
-    while workers(node) != before and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert workers(node) == before
+    assert eventually(lambda: workers(node) == before), workers(node)
 
 
 def test_not_one_request_failed_through_all_of_it(load: LoadLoop) -> None:

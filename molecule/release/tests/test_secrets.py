@@ -19,7 +19,7 @@ from gunship_testkit import (
     APP,
     ROOT,
     live_record,
-    live_unit,
+    master_pid,
     playbook,
     readable_by_others,
     release_versions,
@@ -35,7 +35,7 @@ NAME = "GUNSHIP_SECRET_TOKEN"
 
 def app_environment(node: testinfra.host.Host) -> dict[str, str]:
     """The environment of the live slot's Gunicorn master, as the app's code sees it."""
-    pid = node.check_output(f"systemctl show -p MainPID --value {live_unit(node)}")
+    pid = master_pid(node)
     with node.sudo():
         raw = node.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
     return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
