@@ -3,9 +3,15 @@ defaults and with the settings a user changes."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -302,3 +308,138 @@ def test_templates_say_they_are_managed() -> None:
         (SITE, nginx_vars()),
     ):
         assert render(template, variables).startswith("#\n# Managed by Gunship")
+
+
+def balancer_vars(**overrides: object) -> dict:
+    servers = [{"address": "10.0.0.11", "port": 80}, {"address": "app2.internal", "port": 8080}]
+    return nginx_vars(**{"nginx_upstream_servers": servers, "nginx_static_root": "", **overrides})
+
+
+@needs_nginx
+def test_a_load_balancer_site_passes_nginx_t(tmp_path: Path) -> None:
+    # Nginx resolves upstream names when it loads: a name only the cluster's DNS knows would
+    # fail here, so the test's second app host is an address.
+    variables = balancer_vars(
+        nginx_upstream_servers=[{"address": "10.0.0.11", "port": 80}, {"address": "fd00::12", "port": 80}]
+    )
+    result = nginx_test(tmp_path, render(SITE, variables), render(DEFAULT_SITE, variables))
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_load_balancer_balances_with_passive_checks_keepalive_and_retries() -> None:
+    site = render(SITE, balancer_vars())
+    for directive in (
+        "server 10.0.0.11:80 max_fails=3 fail_timeout=10s;",
+        "server app2.internal:8080 max_fails=3 fail_timeout=10s;",
+        "keepalive 16;",
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        "proxy_next_upstream error timeout http_502 http_503 http_504;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_hide_header X-Frame-Options;",
+        'add_header X-Frame-Options "DENY" always;',
+    ):
+        assert directive in site
+    assert "include /etc/nginx/gunship/" not in site  # no local slot behind a load balancer
+    assert "alias " not in site  # static files come from the app hosts
+    ipv6 = render(SITE, balancer_vars(nginx_upstream_servers=[{"address": "fd00::12", "port": 80}]))
+    assert "server [fd00::12]:80 max_fails=3" in ipv6
+
+
+def echo_backend() -> tuple[ThreadingHTTPServer, int]:
+    """A backend on loopback that answers each request with the headers it got, as JSON."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+def get_from(source: str, port: int, headers: dict[str, str]) -> tuple[int, dict]:
+    """GET / on 127.0.0.1:port from the loopback address `source`."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=(source, 0))
+    try:
+        connection.request("GET", "/", headers={"Host": "shop.example.com", **headers})
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, json.loads(body) if response.status == 200 else {}
+    finally:
+        connection.close()
+
+
+@needs_nginx
+def test_an_app_host_believes_its_load_balancer_and_answers_only_it(tmp_path: Path) -> None:
+    """A real Nginx with the app-host site: 127.0.0.2 plays the load balancer, 127.0.0.3 a
+    stranger; the backend echoes what Nginx forwarded."""
+    backend, backend_port = echo_backend()
+    upstream = tmp_path / "shop.upstream.conf"
+    upstream.write_text(f"server 127.0.0.1:{backend_port};\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    variables = nginx_vars(
+        nginx_upstream_file=str(upstream),
+        nginx_http_port=port,
+        nginx_listen_ipv6=False,
+        nginx_trusted_proxies=["127.0.0.2"],
+        nginx_only_trusted_proxies=True,
+    )
+    site = render(SITE, variables).replace("/var/log/nginx/access.log", str(tmp_path / "access.log"))
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\ndaemon on;\nevents {{}}\n"
+        f"http {{\n  include {tmp_path}/site.conf;\n}}\n"
+    )
+    nginx = ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+    started = subprocess.run(nginx, capture_output=True, text=True, check=False)
+    assert started.returncode == 0, started.stderr
+    try:
+        for _ in range(50):  # the master forks its worker
+            try:
+                get_from("127.0.0.1", port, {})
+                break
+            except OSError:
+                time.sleep(0.1)
+        spoof = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+
+        status, seen = get_from("127.0.0.2", port, spoof)  # the load balancer
+        assert status == 200
+        assert seen["x-forwarded-proto"] == "https"
+        assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.2"
+
+        status, seen = get_from("127.0.0.1", port, spoof)  # the host itself: not believed
+        assert status == 200
+        assert seen["x-forwarded-proto"] == "http"
+        assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+
+        assert get_from("127.0.0.3", port, spoof)[0] == 403  # anyone else
+        # The log names the client the load balancer spoke for, not the load balancer.
+        clients = [line.split()[0] for line in (tmp_path / "access.log").read_text().splitlines()]
+        assert "203.0.113.7" in clients and "127.0.0.2" not in clients
+    finally:
+        subprocess.run([*nginx, "-s", "stop"], capture_output=True, check=False)
+        backend.shutdown()
+
+
+def test_check_front_passes_a_2xx_and_names_anything_else() -> None:
+    backend, port = echo_backend()
+    check_front = PROJECT / "roles" / "nginx" / "files" / "check-front"
+    check = [str(check_front), "http", str(port), "shop.example.com", "/", "2"]
+    try:
+        assert subprocess.run(check, capture_output=True, check=False).returncode == 0
+    finally:
+        backend.shutdown()
+        backend.server_close()
+    refused = subprocess.run(check, capture_output=True, text=True, check=False)  # nobody listens now
+    assert refused.returncode == 1
+    assert f"GET http://shop.example.com:{port}/ (through 127.0.0.1) did not answer" in refused.stdout
