@@ -61,6 +61,18 @@ def playbook(name: str, inventory: str, *args: str, timeout: int = 900) -> subpr
     )
 
 
+def fab(inventory: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`fab TASK ARGS --inventory INV` from the project directory, as a user types it."""
+    return subprocess.run(
+        [str(BIN / "fab"), *args, "--inventory", inventory],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def versioned_source(tmp: Path, version: str, patch: Callable[[Path], None] | None = None) -> Path:
     """A copy of examples/flaskapp with `version` in pyproject.toml (and `patch` applied)."""
     source = tmp / f"flaskapp-{version}"
@@ -78,6 +90,15 @@ def versioned_source(tmp: Path, version: str, patch: Callable[[Path], None] | No
     if patch:
         patch(source / "src" / "gunship_example")
     return source
+
+
+def fail_health(package: Path) -> None:
+    """A `versioned_source` patch: the app imports, but its health check answers 503."""
+    init = package / "__init__.py"
+    text = init.read_text()
+    healthy = 'return jsonify(status="ok")'
+    assert healthy in text
+    init.write_text(text.replace(healthy, 'return jsonify(status="database unreachable"), 503'))
 
 
 class LoadLoop:
@@ -202,6 +223,46 @@ def readable_by_others(node: testinfra.host.Host, value: str) -> list[str]:
     return found.stdout.split()
 
 
+def ssh_host(root: Path, ssh_port: int, key: Path) -> dict[str, object]:
+    """Connection variables for a container whose SSH is published on 127.0.0.1:ssh_port,
+    logged in to as the deploy user with `key`."""
+    return {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": ssh_port,
+        "ansible_user": "deploy",
+        "ansible_ssh_private_key_file": str(key),
+        # A new container has a new host key: keep it out of ~/.ssh/known_hosts.
+        "ansible_ssh_common_args": (
+            f"-o UserKnownHostsFile={root / 'known_hosts'} -o StrictHostKeyChecking=accept-new"
+        ),
+    }
+
+
+def example_settings(root: Path, **overrides: object) -> dict[str, object]:
+    """The example app's settings, with the build directory in `root`."""
+    return {
+        "app_name": APP,
+        "app_source": str(PROJECT / "examples" / "flaskapp"),
+        "app_wsgi": "gunship_example:create_app()",
+        "app_static_dir": "gunship_example/static",
+        "app_server_names": ["localhost", "127.0.0.1"],
+        "release_build_dir": str(root / "build"),
+        **overrides,
+    }
+
+
+def write_inventory(root: Path, hosts: dict, group: str, settings: dict) -> Path:
+    """root/inventory: hosts.yml and group_vars/<group>.yml. The build directory and
+    known_hosts go beside it, in root: Ansible reads every file of an inventory directory."""
+    inventory = root / "inventory"
+    # Ansible reads whatever is there: an earlier write's files must not linger.
+    shutil.rmtree(inventory, ignore_errors=True)
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(json.dumps(hosts, indent=2))  # JSON is YAML
+    (inventory / "group_vars" / f"{group}.yml").write_text(json.dumps(settings, indent=2))
+    return inventory
+
+
 def ssh_inventory(
     root: Path,
     host: str,
@@ -210,58 +271,53 @@ def ssh_inventory(
     secrets: dict[str, str] | None = None,
     **group_vars: object,
 ) -> Path:
-    """Write an ordinary inventory directory, root/inventory, for one host on 127.0.0.1:ssh_port,
-    logged in to as the deploy user with `key`, with the example app's settings as its
-    group_vars. The build directory and known_hosts go beside it, in root: Ansible reads every
-    file of an inventory directory as inventory.
+    """Write an ordinary inventory directory, root/inventory, for one host on 127.0.0.1:ssh_port
+    with the example app's settings as its group_vars.
 
     `secrets` go into app_env the way the README tells a user to put them there: each value
     encrypted with ansible-vault into `vault_file(inventory)` as `vault_<name>`, app_env in
     group_vars/app.yml naming `{{ vault_<name> }}`, and the vault password, readable by its
     owner only, in `vault_password_file(inventory)`."""
-    hosts = {
-        "app": {
-            "hosts": {
-                host: {
-                    "ansible_host": "127.0.0.1",
-                    "ansible_port": ssh_port,
-                    "ansible_user": "deploy",
-                    "ansible_ssh_private_key_file": str(key),
-                    # A new container has a new host key: keep it out of ~/.ssh/known_hosts.
-                    "ansible_ssh_common_args": (
-                        f"-o UserKnownHostsFile={root / 'known_hosts'} -o StrictHostKeyChecking=accept-new"
-                    ),
-                }
-            }
-        }
-    }
-    settings = {
-        "app_name": APP,
-        "app_source": str(PROJECT / "examples" / "flaskapp"),
-        "app_wsgi": "gunship_example:create_app()",
-        "app_static_dir": "gunship_example/static",
-        "app_server_names": ["localhost", "127.0.0.1"],
-        "release_build_dir": str(root / "build"),
-        **group_vars,
-    }
+    settings = example_settings(root, **group_vars)
     inventory = root / "inventory"
-    # Ansible reads whatever is there: an earlier write's files must not linger.
-    shutil.rmtree(inventory, ignore_errors=True)
-    (inventory / "group_vars").mkdir(parents=True)
+    vaulted = []
     if secrets:
         password = vault_password_file(inventory)
         password.unlink(missing_ok=True)
         password.touch(mode=0o600)
         password.write_text(secrets_module.token_urlsafe(24) + "\n")
         vaulted = [vault_encrypt(password, f"vault_{name.lower()}", value) for name, value in secrets.items()]
-        vault_file(inventory).parent.mkdir()
-        vault_file(inventory).write_text("---\n" + "".join(vaulted))
         env = dict(settings.get("app_env") or {})
         env.update({name: f"{{{{ vault_{name.lower()} }}}}" for name in secrets})
         settings["app_env"] = env
-    (inventory / "hosts.yml").write_text(json.dumps(hosts, indent=2))  # JSON is YAML
-    (inventory / "group_vars" / "app.yml").write_text(json.dumps(settings, indent=2))
+    hosts = {"app": {"hosts": {host: ssh_host(root, ssh_port, key)}}}
+    write_inventory(root, hosts, "app", settings)
+    if vaulted:
+        vault_file(inventory).parent.mkdir()
+        vault_file(inventory).write_text("---\n" + "".join(vaulted))
     return inventory
+
+
+def cluster_inventory(
+    root: Path,
+    app_hosts: dict[str, int],
+    lb_hosts: dict[str, int],
+    key: Path,
+    backend_addresses: dict[str, str] | None = None,
+    **group_vars: object,
+) -> Path:
+    """An inventory directory for a cluster of containers reached over SSH (name -> port on
+    127.0.0.1): `app` and `loadbalancers` groups, the example app's settings in
+    group_vars/all.yml (the load balancers need them too), and where the load balancers reach
+    each app host (`app_backend_address`)."""
+    apps = {name: ssh_host(root, port, key) for name, port in app_hosts.items()}
+    for name, address in (backend_addresses or {}).items():
+        apps[name]["app_backend_address"] = address
+    hosts = {
+        "app": {"hosts": apps},
+        "loadbalancers": {"hosts": {name: ssh_host(root, port, key) for name, port in lb_hosts.items()}},
+    }
+    return write_inventory(root, hosts, "all", example_settings(root, **group_vars))
 
 
 def vault_password_file(inventory: Path) -> Path:

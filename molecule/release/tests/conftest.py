@@ -15,7 +15,9 @@ import testinfra
 
 # The kit the scenarios share lives beside them, in molecule/shared.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from gunship_testkit import BIN, PROJECT, Answer, fetch_port, playbook, ssh_inventory, vault_password_file
+from gunship_testkit import Answer, fab, fetch_port, playbook, ssh_inventory, vault_password_file
+
+__all__ = ["fab"]
 
 CONTAINER = "gunship-release-trixie"
 HTTP_PORT = 18091  # molecule.yml publishes the container's 80 and 22 on loopback
@@ -54,15 +56,3 @@ def run_playbook(name: str, inventory: str, *args: str) -> subprocess.CompletedP
 def deploy(inventory: str, source: Path, *args: str, **extra: object) -> subprocess.CompletedProcess[str]:
     extra_vars = json.dumps({"app_source": str(source), **extra})
     return run_playbook("deploy.yml", inventory, "--extra-vars", extra_vars, *args)
-
-
-def fab(inventory: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`fab TASK ARGS --inventory INV` from the project directory, as a user types it."""
-    return subprocess.run(
-        [str(BIN / "fab"), *args, "--inventory", inventory],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )

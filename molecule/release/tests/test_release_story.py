@@ -24,6 +24,7 @@ from gunship_testkit import (
     LoadLoop,
     audit,
     eventually,
+    fail_health,
     live_record,
     live_slot,
     release_versions,
@@ -117,14 +118,6 @@ def break_import(package: Path) -> None:
     init = package / "__init__.py"
     text = init.read_text()
     init.write_text(text.replace("import hashlib\n", "import hashlib\nimport gunship_no_such_module\n", 1))
-
-
-def fail_health(package: Path) -> None:
-    init = package / "__init__.py"
-    text = init.read_text()
-    healthy = 'return jsonify(status="ok")'
-    assert healthy in text
-    init.write_text(text.replace(healthy, 'return jsonify(status="database unreachable"), 503'))
 
 
 def test_a_v3_that_does_not_import_is_refused(load, inventory, node, tmp_path_factory) -> None:
