@@ -181,6 +181,18 @@ def sandbox() -> str:
     return inventory
 
 
+# Run as root in a fresh container, the deploy key's public half on stdin: an SSH server and a
+# deploy user with sudo, as a real host has (never part of a timing).
+SSH_SETUP = (
+    "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
+    " openssh-server >/dev/null && systemctl enable --now ssh"
+    " && useradd --create-home --shell /bin/bash deploy"
+    " && echo 'deploy ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/deploy && chmod 0440 /etc/sudoers.d/deploy"
+    " && install -d -o deploy -g deploy -m 0700 ~deploy/.ssh"
+    " && install -o deploy -g deploy -m 0600 /dev/stdin ~deploy/.ssh/authorized_keys"
+)
+
+
 def deploy_key(work: Path) -> Path:
     """The bench's own SSH key for the deploy user, in `work` (made on first use)."""
     key = work / "id_ed25519"

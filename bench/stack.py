@@ -41,7 +41,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
 from gunship_testkit import playbook, ssh_inventory, versioned_source  # noqa: E402  (path set above)
-from release_cycle import deploy_key, spread  # noqa: E402  (beside this file)
+from release_cycle import SSH_SETUP, deploy_key, spread  # noqa: E402  (beside this file)
 from release_cycle import machine as host_machine  # noqa: E402
 
 CONTAINER = "gunship-bench"
@@ -111,16 +111,8 @@ def fresh_container() -> None:
 def give_ssh() -> None:
     """An SSH server and a deploy user with sudo, as a real host has (not part of any timing)."""
     key = deploy_key(WORK)
-    setup = (
-        "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
-        " openssh-server >/dev/null && systemctl enable --now ssh"
-        " && useradd --create-home --shell /bin/bash deploy"
-        " && echo 'deploy ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/deploy && chmod 0440 /etc/sudoers.d/deploy"
-        " && install -d -o deploy -g deploy -m 0700 ~deploy/.ssh"
-        " && install -o deploy -g deploy -m 0600 /dev/stdin ~deploy/.ssh/authorized_keys"
-    )
     run = subprocess.run(
-        ["podman", "exec", "-i", CONTAINER, "sh", "-c", setup],
+        ["podman", "exec", "-i", CONTAINER, "sh", "-c", SSH_SETUP],
         input=key.with_suffix(".pub").read_text(),
         capture_output=True,
         text=True,

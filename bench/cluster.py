@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Deploy time against the number of app hosts: 1, 2 and 4 behind one load balancer.
+
+    bench/cluster.py [--hosts 1 2 4] [--rounds 2] [--out bench/results/cluster.json]
+
+For each count, a fresh cluster of Debian 13 containers with systemd and an SSH server on one
+podman network (`gunship-bench-cluster`: a load balancer and the app hosts), reached over SSH
+from the host as a user's inventory reaches real hosts. Timed with the real playbook, in this
+order, `rounds` times over:
+
+    first          the first deploy onto the fresh cluster (rolling, one app host at a time)
+    noop           the same release again: nothing changes
+    rolling        a new release, one app host at a time (the default with load balancers)
+    all_at_once    a new release on every app host at once (-e gunship_serial=100%)
+
+Each is the wall time of `ansible-playbook playbooks/deploy.yml`, the load balancer's play
+included. Not a test: it asserts nothing; it writes what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
+from gunship_testkit import cluster_inventory, playbook, versioned_source  # noqa: E402  (path set above)
+from release_cycle import SSH_SETUP, deploy_key, machine, spread  # noqa: E402  (beside this file)
+
+IMAGE = "localhost/gunship-debian:trixie"
+NETWORK = "gunship-bench-cluster"
+PREFIX = "gunship-bench-cluster"
+WORK = PROJECT / "bench" / ".work" / "cluster"
+SSH_PORT_BASE = 18140  # the load balancer's SSH on 18140, app host N's on 18140 + N
+LB_HTTP_PORT = 18150
+
+
+def podman(*args: str, check: bool = True, stdin: str | None = None) -> str:
+    run = subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, check=False)
+    if check and run.returncode != 0:
+        sys.exit(f"podman {' '.join(args)} failed:\n{run.stderr}")
+    return run.stdout.strip()
+
+
+def names(count: int) -> tuple[str, list[str]]:
+    return f"{PREFIX}-lb", [f"{PREFIX}-app{n}" for n in range(1, count + 1)]
+
+
+def remove_all() -> None:
+    stale = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{PREFIX}-").split()
+    if stale:
+        podman("rm", "-f", *stale, check=False)
+
+
+def start(name: str, ssh_port: int, publish_http: bool, privileged: bool) -> None:
+    """One host: systemd booted, an SSH server and a deploy user with sudo (not timed)."""
+    publish = ["--publish", f"127.0.0.1:{ssh_port}:22"]
+    if publish_http:
+        publish += ["--publish", f"127.0.0.1:{LB_HTTP_PORT}:80"]
+    podman(
+        "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--systemd=always",
+        *(["--privileged"] if privileged else []), *publish, IMAGE, "/lib/systemd/systemd",
+    )  # fmt: skip
+    for _ in range(60):
+        if podman("exec", name, "systemctl", "is-system-running", check=False) in ("running", "degraded"):
+            break
+        time.sleep(1)
+    else:
+        sys.exit(f"{name}: systemd did not come up")
+    podman("exec", "-i", name, "sh", "-c", SSH_SETUP, stdin=deploy_key(WORK).with_suffix(".pub").read_text())
+
+
+def fresh_cluster(count: int) -> str:
+    """A load balancer and `count` app hosts, and an inventory for them."""
+    remove_all()
+    if subprocess.run(["podman", "network", "exists", NETWORK], check=False).returncode != 0:
+        podman("network", "create", NETWORK)
+    lb, apps = names(count)
+    with ThreadPoolExecutor() as pool:
+        jobs = [pool.submit(start, lb, SSH_PORT_BASE, True, False)]
+        jobs += [pool.submit(start, app, SSH_PORT_BASE + n, False, True) for n, app in enumerate(apps, 1)]
+        for job in jobs:
+            job.result()
+    (WORK / "known_hosts").unlink(missing_ok=True)  # new containers, new host keys
+    inventory = cluster_inventory(
+        WORK,
+        {app: SSH_PORT_BASE + n for n, app in enumerate(apps, 1)},
+        {lb: SSH_PORT_BASE},
+        deploy_key(WORK),
+        # The containers reach each other by name on the podman network.
+        backend_addresses={app: app for app in apps},
+    )
+    return str(inventory)
+
+
+def timed_deploy(inventory: str, source: Path, *args: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    extra = json.dumps({"app_source": str(source)})
+    run = playbook("deploy.yml", inventory, "-e", extra, *args, timeout=3600)
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        sys.exit(f"deploy failed:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}")
+    return seconds, ",".join(re.findall(r"changed=(\d+)", run.stdout))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", default="bench/results/cluster.json")
+    args = parser.parse_args()
+    started_with = machine()
+    WORK.mkdir(parents=True, exist_ok=True)
+    sources = WORK / "src"
+    shutil.rmtree(sources, ignore_errors=True)
+    sources.mkdir()
+    v1, v2, v3 = (versioned_source(sources, version) for version in ("1.0.0", "2.0.0", "3.0.0"))
+
+    steps = ("first", "noop", "rolling", "all_at_once")
+    results: dict[str, dict] = {}
+    try:
+        for count in args.hosts:
+            times: dict[str, list[float]] = {step: [] for step in steps}
+            changed: dict[str, str] = {}
+            for round_no in range(args.rounds):
+                inventory = fresh_cluster(count)
+                for step, source, extra in (
+                    ("first", v1, ()),
+                    ("noop", v1, ()),
+                    ("rolling", v2, ()),
+                    ("all_at_once", v3, ("-e", "gunship_serial=100%")),
+                ):
+                    seconds, changed[step] = timed_deploy(inventory, source, *extra)
+                    times[step].append(seconds)
+                    print(f"{count} app host(s), round {round_no + 1}: {step} {seconds:.1f} s", flush=True)
+            results[str(count)] = {step: spread(times[step]) for step in steps} | {"changed": changed}
+    finally:
+        remove_all()
+
+    out = {
+        "command": " ".join(["bench/cluster.py", *sys.argv[1:]]),
+        "machine": started_with,
+        "image": IMAGE,
+        "rounds": args.rounds,
+        "app_hosts": results,
+    }
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
