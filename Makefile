@@ -9,7 +9,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTHON ?= python3
 DISTROS := bookworm trixie
 
-.PHONY: help host venv images demo demo-down test unit lint molecule bench bench-tools bench-release bench-slow clean
+.PHONY: help host venv images demo demo-down test unit lint molecule bench bench-tools bench-release bench-slow bench-cluster clean
 
 help:
 	@echo "make demo      set up, start the sandbox container, deploy the example app"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench     the whole benchmark, then docs/benchmarks.md with plots (QUICK=1: minutes)"
 	@echo "make bench-release   fab rollback and switch timings on the release scenario's container"
 	@echo "make bench-slow      slow clients against Gunicorn directly and through Nginx"
+	@echo "make bench-cluster   deploy time for 1, 2 and 4 app hosts behind a load balancer"
 
 host:
 	scripts/host-setup.sh
@@ -64,6 +65,7 @@ molecule: venv images
 bench: bench-tools images
 	python bench/stack.py $(if $(QUICK),--quick)
 	python bench/release_cycle.py --sandbox $(if $(QUICK),--rounds 2)
+	python bench/cluster.py $(if $(QUICK),--hosts 1 2 --rounds 1)
 	python bench/report.py
 
 bench-tools: host venv
@@ -72,6 +74,10 @@ bench-tools: host venv
 
 bench-release: host venv images
 	python bench/release_cycle.py --sandbox
+
+bench-cluster: bench-tools images
+	python bench/cluster.py
+	python bench/report.py
 
 bench-slow: bench-tools images
 	python bench/stack.py --only slow-clients --out bench/results/slow_clients.json

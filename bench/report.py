@@ -3,9 +3,9 @@
 
     bench/report.py [--results bench/results] [--docs docs]
 
-Reads what bench/stack.py and bench/release_cycle.py wrote; sections whose results are missing
-are left out. Every figure is a median with its min-max spread, every comparison a ratio of
-configurations measured side by side in the same run.
+Reads what bench/stack.py, bench/release_cycle.py and bench/cluster.py wrote; sections whose
+results are missing are left out. Every figure is a median with its min-max spread, every
+comparison a ratio of configurations measured side by side in the same run.
 """
 
 from __future__ import annotations
@@ -330,6 +330,48 @@ def deploy_cycle(stack: dict, release: dict | None, docs: Path) -> list[str]:
     return lines
 
 
+CLUSTER_STEPS = {
+    "first": "First deploy (fresh hosts)",
+    "noop": "No-op redeploy",
+    "rolling": "New release, one host at a time",
+    "all_at_once": "New release, every host at once",
+}
+
+
+def cluster(data: dict, docs: Path) -> list[str]:
+    counts = sorted(data["app_hosts"], key=int)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for step, label in CLUSTER_STEPS.items():
+        stats = [data["app_hosts"][n][step] for n in counts]
+        ax.errorbar(
+            [int(n) for n in counts], [s["median"] for s in stats], yerr=error_bars(stats),
+            marker="o", capsize=3, label=label,
+        )  # fmt: skip
+    ax.set_xticks([int(n) for n in counts])
+    ax.set_xlabel("app hosts behind one load balancer")
+    ax.set_ylabel("seconds (median, min-max)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    image = save(fig, docs, "cluster")
+    lines = heading(
+        "Deploy time against the number of app hosts",
+        [
+            f"`{data['command']}`: for each count, a fresh cluster of containers on one podman network",
+            "(a load balancer and the app hosts, each with systemd and an SSH server), deployed over SSH",
+            f"with the real playbook; {data['rounds']} round(s) each. Each step includes the balancer's",
+            "play.",
+        ],
+        "Deploy wall time for 1, 2 and 4 app hosts",
+        image,
+        ["app hosts", *CLUSTER_STEPS.values()],
+    )
+    for n in counts:
+        row = data["app_hosts"][n]
+        lines.append(f"| {n} | " + " | ".join(span(row[step], "{:.0f} s") for step in CLUSTER_STEPS) + " |")
+    lines.append("")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(PROJECT / "bench" / "results"))
@@ -375,6 +417,9 @@ def main() -> int:
         if name in stack:
             lines += section(stack, docs)
     lines += deploy_cycle(stack, release, docs)
+    cluster_file = results / "cluster.json"
+    if cluster_file.exists():
+        lines += cluster(json.loads(cluster_file.read_text()), docs)
     out = docs / "benchmarks.md"
     out.write_text("\n".join(line for line in lines if line is not None).rstrip() + "\n")
     print(f"written: {out}")
