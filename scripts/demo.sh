@@ -25,7 +25,7 @@ for _ in $(seq 60); do
 done
 
 .venv/bin/ansible-playbook playbooks/deploy.yml -i inventories/local \
-  --vault-password-file inventories/local/vault-password "$@"
+  --vault-password-file inventories/local/vault-password.txt "$@"
 
 url="http://127.0.0.1:$port/"
 curl --fail --silent --show-error --max-time 10 "$url" >/dev/null
