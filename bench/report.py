@@ -359,7 +359,9 @@ def cluster(data: dict, docs: Path) -> list[str]:
             f"`{data['command']}`: for each count, a fresh cluster of containers on one podman network",
             "(a load balancer and the app hosts, each with systemd and an SSH server), deployed over SSH",
             f"with the real playbook; {data['rounds']} round(s) each. Each step includes the balancer's",
-            "play.",
+            "play. Load average at start: "
+            + ", ".join(f"{x:.2f}" for x in data["machine"]["load_average_at_start"])
+            + " (the cores are shared: compare the rows, not the machines).",
         ],
         "Deploy wall time for 1, 2 and 4 app hosts",
         image,
@@ -367,7 +369,7 @@ def cluster(data: dict, docs: Path) -> list[str]:
     )
     for n in counts:
         row = data["app_hosts"][n]
-        lines.append(f"| {n} | " + " | ".join(span(row[step], "{:.0f} s") for step in CLUSTER_STEPS) + " |")
+        lines.append(f"| {n} | " + " | ".join(span(row[step]) + " s" for step in CLUSTER_STEPS) + " |")
     lines.append("")
     return lines
 
