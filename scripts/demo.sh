@@ -10,7 +10,9 @@ image=localhost/gunship-debian:bookworm
 
 scripts/build-test-image.sh bookworm
 
-if [ "$(podman container inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" != true ]; then
+# Reused only if it answers: podman can still call a container running after its init died
+# (the host slept or was restarted), and then every exec into it fails.
+if ! podman exec "$name" true >/dev/null 2>&1; then
   podman rm -f "$name" >/dev/null 2>&1 || true
   echo "demo: starting $name, Nginx published on 127.0.0.1:$port"
   # Privileged: the app's systemd sandbox (namespaces) needs it inside a container.
