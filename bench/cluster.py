@@ -32,7 +32,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
 from gunship_testkit import cluster_inventory, playbook, versioned_source  # noqa: E402  (path set above)
-from release_cycle import SSH_SETUP, deploy_key, machine, spread  # noqa: E402  (beside this file)
+from release_cycle import deploy_key, machine, ready_host, spread  # noqa: E402  (beside this file)
 
 IMAGE = "localhost/gunship-debian:trixie"
 NETWORK = "gunship-bench-cluster"
@@ -42,8 +42,8 @@ SSH_PORT_BASE = 18140  # the load balancer's SSH on 18140, app host N's on 18140
 LB_HTTP_PORT = 18150
 
 
-def podman(*args: str, check: bool = True, stdin: str | None = None) -> str:
-    run = subprocess.run(["podman", *args], input=stdin, capture_output=True, text=True, check=False)
+def podman(*args: str, check: bool = True) -> str:
+    run = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
     if check and run.returncode != 0:
         sys.exit(f"podman {' '.join(args)} failed:\n{run.stderr}")
     return run.stdout.strip()
@@ -60,7 +60,7 @@ def remove_all() -> None:
 
 
 def start(name: str, ssh_port: int, publish_http: bool, privileged: bool) -> None:
-    """One host: systemd booted, an SSH server and a deploy user with sudo (not timed)."""
+    """One host, started and ready: systemd booted, an SSH server, a deploy user with sudo."""
     publish = ["--publish", f"127.0.0.1:{ssh_port}:22"]
     if publish_http:
         publish += ["--publish", f"127.0.0.1:{LB_HTTP_PORT}:80"]
@@ -68,13 +68,7 @@ def start(name: str, ssh_port: int, publish_http: bool, privileged: bool) -> Non
         "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--systemd=always",
         *(["--privileged"] if privileged else []), *publish, IMAGE, "/lib/systemd/systemd",
     )  # fmt: skip
-    for _ in range(60):
-        if podman("exec", name, "systemctl", "is-system-running", check=False) in ("running", "degraded"):
-            break
-        time.sleep(1)
-    else:
-        sys.exit(f"{name}: systemd did not come up")
-    podman("exec", "-i", name, "sh", "-c", SSH_SETUP, stdin=deploy_key(WORK).with_suffix(".pub").read_text())
+    ready_host(name, deploy_key(WORK))
 
 
 def fresh_cluster(count: int) -> str:

@@ -182,7 +182,7 @@ def sandbox() -> str:
 
 
 # Run as root in a fresh container, the deploy key's public half on stdin: an SSH server and a
-# deploy user with sudo, as a real host has (never part of a timing).
+# deploy user with sudo, as a real host has.
 SSH_SETUP = (
     "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
     " openssh-server >/dev/null && systemctl enable --now ssh"
@@ -191,6 +191,32 @@ SSH_SETUP = (
     " && install -d -o deploy -g deploy -m 0700 ~deploy/.ssh"
     " && install -o deploy -g deploy -m 0600 /dev/stdin ~deploy/.ssh/authorized_keys"
 )
+
+
+def ready_host(container: str, key: Path) -> None:
+    """Wait for a freshly started container's systemd, then give it an SSH server and a deploy
+    user who logs in with `key` (never part of a timing)."""
+    for _ in range(60):
+        state = subprocess.run(
+            ["podman", "exec", container, "systemctl", "is-system-running"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if state in ("running", "degraded"):
+            break
+        time.sleep(1)
+    else:
+        sys.exit(f"{container}: systemd did not come up")
+    run = subprocess.run(
+        ["podman", "exec", "-i", container, "sh", "-c", SSH_SETUP],
+        input=key.with_suffix(".pub").read_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if run.returncode != 0:
+        sys.exit(f"{container}: could not set up SSH:\n{run.stdout}{run.stderr}")
 
 
 def deploy_key(work: Path) -> Path:

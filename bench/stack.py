@@ -41,7 +41,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
 from gunship_testkit import playbook, ssh_inventory, versioned_source  # noqa: E402  (path set above)
-from release_cycle import SSH_SETUP, deploy_key, spread  # noqa: E402  (beside this file)
+from release_cycle import deploy_key, ready_host, spread  # noqa: E402  (beside this file)
 from release_cycle import machine as host_machine  # noqa: E402
 
 CONTAINER = "gunship-bench"
@@ -96,30 +96,9 @@ def fresh_container() -> None:
         IMAGE,
         "/lib/systemd/systemd",
     )
-    for _ in range(60):
-        state = podman("exec", CONTAINER, "systemctl", "is-system-running", check=False)
-        if state in ("running", "degraded"):
-            break
-        time.sleep(1)
-    else:
-        sys.exit(f"{CONTAINER}: systemd did not come up")
-    give_ssh()
+    ready_host(CONTAINER, deploy_key(WORK))
     # A new container has a new host key: forget the one seen before.
     (WORK / "known_hosts").unlink(missing_ok=True)
-
-
-def give_ssh() -> None:
-    """An SSH server and a deploy user with sudo, as a real host has (not part of any timing)."""
-    key = deploy_key(WORK)
-    run = subprocess.run(
-        ["podman", "exec", "-i", CONTAINER, "sh", "-c", SSH_SETUP],
-        input=key.with_suffix(".pub").read_text(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if run.returncode != 0:
-        sys.exit(f"{CONTAINER}: could not set up SSH:\n{run.stdout}{run.stderr}")
 
 
 def inventory() -> str:
