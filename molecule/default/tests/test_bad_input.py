@@ -71,6 +71,18 @@ CASES = {
         {"app_tls": True, "app_tls_certificate": CERT, "app_tls_certificate_key": KEY, "app_https_port": 80},
         ["app_https_port (nginx_https_port) is 80", "other than the HTTP port (80)"],
     ),
+    "answering only load balancers where there are none": (
+        {"app_lb_only": True},
+        ["app_lb_only (nginx_only_trusted_proxies) is on but there are no load balancers"],
+    ),
+    "an app host without a port": (
+        {"nginx_upstream_servers": [{"address": "app1", "port": 0}]},
+        ['nginx_upstream_servers is [{"address": "app1", "port": 0}]', "a port from 1 to 65535"],
+    ),
+    "a retry condition Nginx does not know": (
+        {"nginx_proxy_next_upstream": "error sometimes"},
+        ['nginx_proxy_next_upstream is "error sometimes"', "choose from error, timeout"],
+    ),
     "HSTS without TLS": (
         {"nginx_hsts": True},
         ["nginx_hsts is true but app_tls is off"],
