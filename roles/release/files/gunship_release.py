@@ -14,8 +14,12 @@ runs on the host's own python3.
     gunship-release APP scale (+N|-N) [--dry-run]
     gunship-release APP prune --keep N [--keep-release RELEASE ...] [--dry-run]
     gunship-release APP audit --action A --outcome O [--to RELEASE] [--by WHO] [--reason TEXT]
+    gunship-release APP boot              (supervisor: start the live slot when supervisord starts)
+    gunship-release APP cooldown SLOT     (supervisor: stop SLOT after warm_seconds)
 
-Settings come from /etc/gunship/APP/cycle.json, written by the release role.
+Settings come from /etc/gunship/APP/cycle.json, written by the release role. The slots run
+under systemd (template units) or supervisor (one program per slot): the `ProcessManager`
+classes below are the only code that knows which.
 """
 
 from __future__ import annotations
@@ -61,6 +65,13 @@ class Cycle:
     journal_lines: int
     release_marker: str
     front_scheme: str = "http"
+    process_manager: str = "systemd"
+    # supervisor only: who runs the slots, the group that may reach their sockets, and each
+    # slot's log file ({slot}). systemd's units name the user and group themselves.
+    user: str = ""
+    group: str = ""
+    socket_group: str = "www-data"
+    log_file: str = ""
 
     @classmethod
     def load(cls, app: str) -> Cycle:
@@ -72,6 +83,10 @@ class Cycle:
         raw["root"] = Path(raw["root"])
         raw["upstream_file"] = Path(raw["upstream_file"])
         return cls(**raw)
+
+    @property
+    def manager(self) -> ProcessManager:
+        return SupervisorSlots(self) if self.process_manager == "supervisor" else SystemdSlots(self)
 
     # --- paths and names -------------------------------------------------------------------
     def unit(self, slot: str) -> str:
@@ -120,14 +135,14 @@ class Cycle:
 
     def running_release(self, slot: str) -> str | None:
         """The release the slot's running master serves: its working directory."""
-        pid = int(unit_property(self.unit(slot), "MainPID") or 0)
-        if not pid or not is_active(self.unit(slot)):
+        pid = self.manager.main_pid(slot)
+        if not pid:
             return None
         try:
             return Path(os.readlink(f"/proc/{pid}/cwd")).name
         except OSError:
             pass
-        try:  # written by the unit's ExecStartPost
+        try:  # written at start (systemd: ExecStartPost; supervisor: gunship-exec --marker)
             return Path(self.release_marker.format(slot=slot)).read_text().strip() or None
         except OSError:
             return None
@@ -224,7 +239,7 @@ def wait_healthy(cycle: Cycle, slot: str) -> None:
     raise CycleError(
         f"slot {slot} did not pass the health check: GET {cycle.health_path} over "
         f"{cycle.socket_of(slot)} gave {last} within {cycle.health_timeout:g} s\n"
-        f"{journal_tail(cycle.unit(slot), cycle.journal_lines)}"
+        f"{cycle.manager.log_tail(slot, cycle.journal_lines)}"
     )
 
 
@@ -283,6 +298,180 @@ def point_nginx_at(cycle: Cycle, slot: str) -> None:
             atomic_write(cycle.upstream_file, previous)
         raise CycleError(f"nginx -t refused the switch to slot {slot}: {test.stderr.strip()}")
     systemctl("reload", "nginx.service")
+
+
+# --- process managers ----------------------------------------------------------------------
+class ProcessManager:
+    """What the release cycle asks of whatever runs the slots."""
+
+    def __init__(self, cycle: Cycle) -> None:
+        self.cycle = cycle
+
+    def main_pid(self, slot: str) -> int:
+        """The running master's pid; 0 when the slot is not running."""
+        raise NotImplementedError
+
+    def start(self, slot: str) -> bool:
+        """(Re)start the idle slot afresh, with the settings installed now. False if it failed."""
+        raise NotImplementedError
+
+    def stop(self, slot: str) -> None:
+        raise NotImplementedError
+
+    def at_boot(self, live: str, retired: str | None) -> None:
+        """Make the live slot, and only it, start when the host boots."""
+
+    def stop_later(self, slot: str, seconds: int) -> None:
+        raise NotImplementedError
+
+    def cancel_stop_later(self, slot: str) -> None:
+        raise NotImplementedError
+
+    def log_tail(self, slot: str, lines: int) -> str:
+        raise NotImplementedError
+
+    def started_at(self, slot: str) -> str:
+        raise NotImplementedError
+
+
+class SystemdSlots(ProcessManager):
+    """Template units gunicorn-APP@SLOT.service, each started by its own listening socket unit:
+    systemd holds the socket, so connections wait in its backlog while a master restarts."""
+
+    def main_pid(self, slot: str) -> int:
+        unit = self.cycle.unit(slot)
+        return int(unit_property(unit, "MainPID") or 0) if is_active(unit) else 0
+
+    def start(self, slot: str) -> bool:
+        unit = self.cycle.unit(slot)
+        systemctl("stop", unit, check=False)
+        # Restarted too, so that changed socket settings apply.
+        systemctl("restart", self.cycle.socket_unit.format(slot=slot))
+        return systemctl("start", unit, check=False).returncode == 0
+
+    def stop(self, slot: str) -> None:
+        systemctl("stop", self.cycle.unit(slot), check=False)
+
+    def at_boot(self, live: str, retired: str | None) -> None:
+        for slot, verb in ((live, "enable"), (retired, "disable")):
+            if slot:
+                units = (self.cycle.unit(slot), self.cycle.socket_unit.format(slot=slot))
+                systemctl(verb, "--quiet", *units, check=False)
+
+    def timer(self, slot: str) -> str:
+        return f"gunship-{self.cycle.app}-cooldown-{slot}"
+
+    def stop_later(self, slot: str, seconds: int) -> None:
+        subprocess.run(
+            [
+                "systemd-run",
+                "--quiet",
+                f"--unit={self.timer(slot)}",
+                f"--on-active={seconds}s",
+                "--timer-property=AccuracySec=1s",
+                "systemctl",
+                "stop",
+                self.cycle.unit(slot),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def cancel_stop_later(self, slot: str) -> None:
+        for suffix in (".timer", ".service"):
+            systemctl("stop", self.timer(slot) + suffix, check=False)
+
+    def log_tail(self, slot: str, lines: int) -> str:
+        return journal_tail(self.cycle.unit(slot), lines)
+
+    def started_at(self, slot: str) -> str:
+        return unit_property(self.cycle.unit(slot), "ActiveEnterTimestamp")
+
+
+def supervisorctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["supervisorctl", *args], capture_output=True, text=True, check=False)
+
+
+class SupervisorSlots(ProcessManager):
+    """One supervisord program per slot (autostart=false; Gunicorn binds its own socket), a boot
+    program that starts the live slot, and a cooldown program per slot for the warm time."""
+
+    def cooldown(self, slot: str) -> str:
+        return f"gunship-{self.cycle.app}-cooldown-{slot}"
+
+    def main_pid(self, slot: str) -> int:
+        pid = supervisorctl("pid", self.cycle.unit(slot)).stdout.strip()
+        return int(pid) if pid.isdigit() else 0
+
+    def prepare(self, slot: str) -> None:
+        """The sockets' directory (the app writes, the web server's group may enter, no one
+        else: Gunicorn makes its socket 0666 inside it) and the slot's runtime directory. /run is
+        empty after a boot, and supervisord creates nothing."""
+        cycle = self.cycle
+        for path, group in (
+            (Path(cycle.socket_of(slot)).parent, cycle.socket_group),
+            (Path(cycle.release_marker.format(slot=slot)).parent, cycle.group),
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+            shutil.chown(path, cycle.user, group)
+            path.chmod(0o750)
+
+    def start(self, slot: str) -> bool:
+        program = self.cycle.unit(slot)
+        self.prepare(slot)
+        # The idle slot's program as installed now: a changed one is reloaded (and stopped),
+        # a new one added. Never the live slot's: reloading a program stops it.
+        supervisorctl("reread")
+        supervisorctl("update", program)
+        supervisorctl("stop", program)
+        result = supervisorctl("start", program)
+        return result.returncode == 0 and "ERROR" not in result.stdout
+
+    def stop(self, slot: str) -> None:
+        supervisorctl("stop", self.cycle.unit(slot))
+
+    def stop_later(self, slot: str, seconds: int) -> None:
+        supervisorctl("start", self.cooldown(slot))  # it reads warm_seconds itself
+
+    def cancel_stop_later(self, slot: str) -> None:
+        supervisorctl("stop", self.cooldown(slot))
+
+    def log_tail(self, slot: str, lines: int) -> str:
+        try:
+            text = Path(self.cycle.log_file.format(slot=slot)).read_text(errors="replace")
+        except OSError as error:
+            return f"(no log: {error})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def started_at(self, slot: str) -> str:
+        pid = self.main_pid(slot)
+        if not pid:
+            return ""
+        return subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+
+def boot(cycle: Cycle) -> str:
+    """supervisor's boot program: start the live slot, as systemd starts its enabled units."""
+    live = cycle.live_slot()
+    if not live:
+        return f"{cycle.app}: nothing is live yet"
+    if cycle.manager.main_pid(live):
+        return f"{cycle.app}: slot {live} is already running"
+    if not cycle.manager.start(live):
+        raise CycleError(f"slot {live} did not start:\n{cycle.manager.log_tail(live, cycle.journal_lines)}")
+    return f"{cycle.app}: started slot {live}"
+
+
+def cooldown(cycle: Cycle, slot: str) -> str:
+    """supervisor's cooldown program: the retired slot stays warm, then stops (never the live)."""
+    time.sleep(max(cycle.warm_seconds, 0))
+    if cycle.live_slot() == slot:
+        return f"{cycle.app}: slot {slot} is live again; left running"
+    cycle.manager.stop(slot)
+    return f"{cycle.app}: slot {slot} stopped after {cycle.warm_seconds} s warm"
 
 
 # --- lock and audit ------------------------------------------------------------------------
@@ -379,20 +568,16 @@ def activate(cycle: Cycle, release: str, action: str, by: str, force: bool, dry_
         }
     started = time.monotonic()
     phases: dict[str, float] = {}
+    manager = cycle.manager
     try:
-        stop_cooldown(cycle, idle)
+        manager.cancel_stop_later(idle)
         atomic_symlink(cycle.releases_dir / release, cycle.slot_link(idle))
+        # The idle slot serves nobody: it starts afresh with the release.
+        if not warm and not manager.start(idle):
+            raise CycleError(
+                f"slot {idle} did not start release {release}:\n{manager.log_tail(idle, cycle.journal_lines)}"
+            )
         if not warm:
-            # The idle slot serves nobody: stop it, and restart its socket so that changed
-            # socket settings apply, then start the release in it.
-            systemctl("stop", cycle.unit(idle), check=False)
-            systemctl("restart", cycle.socket_unit.format(slot=idle))
-            result = systemctl("start", cycle.unit(idle), check=False)
-            if result.returncode != 0:
-                raise CycleError(
-                    f"slot {idle} did not start release {release}:\n"
-                    f"{journal_tail(cycle.unit(idle), cycle.journal_lines)}"
-                )
             phases["start"] = time.monotonic() - started
         mark = time.monotonic()
         wait_healthy(cycle, idle)
@@ -412,15 +597,12 @@ def activate(cycle: Cycle, release: str, action: str, by: str, force: bool, dry_
                 f"after the switch to slot {idle}, {cycle.health_path} through Nginx "
                 f"gave {problem}; switched back to slot {live or 'nothing'}"
             )
-        for slot, enabled in ((idle, True), (live, False)):
-            if slot:
-                verb = "enable" if enabled else "disable"
-                systemctl(verb, "--quiet", cycle.unit(slot), cycle.socket_unit.format(slot=slot), check=False)
+        manager.at_boot(idle, live)
         if live:
             retire(cycle, live)
     except CycleError as error:
         if not warm and cycle.live_slot() != idle:
-            systemctl("stop", cycle.unit(idle), check=False)
+            manager.stop(idle)
         audit(
             cycle,
             action=action,
@@ -454,36 +636,13 @@ def activate(cycle: Cycle, release: str, action: str, by: str, force: bool, dry_
     }
 
 
-def cooldown_unit(cycle: Cycle, slot: str) -> str:
-    return f"gunship-{cycle.app}-cooldown-{slot}"
-
-
-def stop_cooldown(cycle: Cycle, slot: str) -> None:
-    for suffix in (".timer", ".service"):
-        systemctl("stop", cooldown_unit(cycle, slot) + suffix, check=False)
-
-
 def retire(cycle: Cycle, slot: str) -> None:
     """The old slot drains; it stops now, or stays warm for warm_seconds for a fast rollback."""
-    stop_cooldown(cycle, slot)
+    cycle.manager.cancel_stop_later(slot)
     if cycle.warm_seconds <= 0:
-        systemctl("stop", cycle.unit(slot), check=False)
-        return
-    subprocess.run(
-        [
-            "systemd-run",
-            "--quiet",
-            f"--unit={cooldown_unit(cycle, slot)}",
-            f"--on-active={cycle.warm_seconds}s",
-            "--timer-property=AccuracySec=1s",
-            "systemctl",
-            "stop",
-            cycle.unit(slot),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+        cycle.manager.stop(slot)
+    else:
+        cycle.manager.stop_later(slot, cycle.warm_seconds)
 
 
 def rollback_target(cycle: Cycle, to: str | None) -> str:
@@ -521,8 +680,7 @@ def status(cycle: Cycle) -> dict[str, Any]:
     report: dict[str, Any] = {"app": cycle.app, "live_slot": live}
     if not live:
         return {**report, "healthy": False, "message": "no live slot: the app has not been activated"}
-    unit = cycle.unit(live)
-    pid = int(unit_property(unit, "MainPID") or 0)
+    pid = cycle.manager.main_pid(live)
     workers = (
         len(
             subprocess.run(
@@ -547,7 +705,8 @@ def status(cycle: Cycle) -> dict[str, Any]:
         "version": record.get("version"),
         "workers": workers,
         "healthy": healthy,
-        "active_since": unit_property(unit, "ActiveEnterTimestamp"),
+        "active_since": cycle.manager.started_at(live) if pid else "",
+        "process_manager": cycle.process_manager,
         "pid": pid,
         "warm_slot": idle if warm else None,
         "warm_release": warm,
@@ -600,7 +759,7 @@ def scale(cycle: Cycle, change: str, dry_run: bool) -> str:
     if change[:1] not in "+-" or not change[1:].isdigit() or int(change[1:]) == 0:
         raise CycleError(f"--workers is {change!r}: give +N or -N, such as +2 or -1")
     live = cycle.live_slot()
-    pid = int(unit_property(cycle.unit(live), "MainPID") or 0) if live else 0
+    pid = cycle.manager.main_pid(live) if live else 0
     if not pid:
         raise CycleError(f"{cycle.app} has no running master to scale")
     count = int(change[1:])
@@ -650,6 +809,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("--to", "--from", "--reason"):
         aud.add_argument(flag)
     aud.add_argument("--by", default="root")
+    commands.add_parser("boot")
+    commands.add_parser("cooldown").add_argument("slot")
     args = parser.parse_args(argv)
     try:
         cycle = Cycle.load(args.app)
@@ -703,6 +864,10 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
                 }
             )
         )
+    elif args.command == "boot":
+        print(boot(cycle))
+    elif args.command == "cooldown":
+        print(cooldown(cycle, args.slot))
     elif args.command == "scale":
         print(scale(cycle, args.workers, args.dry_run))
     elif args.command == "prune":
