@@ -26,6 +26,10 @@ APP = "gunship-example"
 ROOT = f"/srv/{APP}"
 UNIT = f"gunicorn-{APP}"  # a template: gunicorn-<app>@blue / @green
 ALL_SLOTS = f"{UNIT}@*"
+# What runs the slots in the scenario under test (molecule.yml's verifier env): the same checks
+# hold under systemd and supervisor; these helpers ask whichever it is.
+SUPERVISOR = os.environ.get("GUNSHIP_PROCESS_MANAGER", "systemd") == "supervisor"
+SLOTS = ("blue", "green")
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).parents[2]))
 # The tools next to the interpreter running the tests: the project's venv.
 BIN = Path(sys.executable).parent
@@ -170,17 +174,22 @@ def release_versions(node: testinfra.host.Host, app: str = APP) -> dict[str, str
     }
 
 
-# Everything a deploy manages, by content and metadata (not mtimes), and the units' states.
+# Everything a deploy manages, by content and metadata (not mtimes), and the slots' states.
 # The audit log is left out: recording a refused deploy is its job.
 FINGERPRINT = rf"""
 set -e
-for path in /srv/{APP} /etc/gunship /etc/nginx /etc/systemd/system; do
+for path in /srv/{APP} /etc/gunship /etc/nginx /etc/systemd/system /etc/supervisor; do
+  [ -d "$path" ] || continue
   find "$path" -xdev \( -type f -o -type l -o -type d \) ! -name audit.log -printf '%p %y %l %m %u %g\n'
   find "$path" -xdev -type f ! -name audit.log -exec sha256sum {{}} +
 done | sort
 for slot in blue green; do
-  systemctl is-active {UNIT}@$slot.socket {UNIT}@$slot.service || true
-  systemctl show -p MainPID --value {UNIT}@$slot.service
+  if [ -n "{"1" if SUPERVISOR else ""}" ]; then
+    supervisorctl pid {UNIT}-$slot || true
+  else
+    systemctl is-active {UNIT}@$slot.socket {UNIT}@$slot.service || true
+    systemctl show -p MainPID --value {UNIT}@$slot.service
+  fi
 done
 systemctl is-active nginx || true
 """
@@ -191,13 +200,64 @@ def fingerprint(host: testinfra.host.Host) -> str:
     return host.check_output(FINGERPRINT)
 
 
-def live_unit(host: testinfra.host.Host) -> str:
-    return f"{UNIT}@{live_slot(host)}"
+def slot_name(slot: str, app: str = APP) -> str:
+    """A slot's systemd unit (without .service), or its supervisor program."""
+    return f"gunicorn-{app}-{slot}" if SUPERVISOR else f"gunicorn-{app}@{slot}"
 
 
-def master_pid(host: testinfra.host.Host) -> int:
-    """The live slot's Gunicorn master, as systemd knows it (0 while it is down)."""
-    return int(host.check_output(f"systemctl show -p MainPID --value {live_unit(host)}.service"))
+def live_unit(host: testinfra.host.Host, app: str = APP) -> str:
+    return slot_name(live_slot(host, app), app)
+
+
+def master_pid(host: testinfra.host.Host, app: str = APP) -> int:
+    """The live slot's Gunicorn master, as its process manager knows it (0 while it is down)."""
+    if SUPERVISOR:
+        pid = host.run(f"supervisorctl pid {live_unit(host, app)}").stdout.strip()
+        return int(pid) if pid.isdigit() else 0
+    return int(host.check_output(f"systemctl show -p MainPID --value {live_unit(host, app)}.service"))
+
+
+def slot_running(host: testinfra.host.Host, name: str) -> bool:
+    if SUPERVISOR:
+        return host.run(f"supervisorctl status {name}").stdout.split()[1:2] == ["RUNNING"]
+    return host.service(f"{name}.service").is_running
+
+
+def restart_slot(host: testinfra.host.Host, name: str) -> bool:
+    verb = f"supervisorctl restart {name}" if SUPERVISOR else f"systemctl restart {name}.service"
+    return host.run(verb).succeeded
+
+
+def slot_log_file(name: str) -> str:
+    """A supervisor program's log: /var/log/gunship/<app>/<slot>.log."""
+    app, slot = name.removeprefix("gunicorn-").rsplit("-", 1)
+    return f"/var/log/gunship/{app}/{slot}.log"
+
+
+def journal(host: testinfra.host.Host, unit: str, lines: int = 40) -> str:
+    """The last lines a unit (or, under supervisor, a slot's program) wrote."""
+    if SUPERVISOR and unit.startswith("gunicorn-"):
+        return host.run(f"tail -n {lines} {slot_log_file(unit)}").stdout
+    return host.run(f"journalctl -u {unit} -n {lines} --no-pager").stdout
+
+
+def app_log_mark(host: testinfra.host.Host) -> str:
+    """Where the app's slots' logs end now, for app_log_since."""
+    if SUPERVISOR:  # each slot's log size
+        return " ".join(
+            host.run(f"stat -c %s {slot_log_file(slot_name(s))} || echo 0").stdout.strip() for s in SLOTS
+        )
+    return host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+
+
+def app_log_since(host: testinfra.host.Host, mark: str) -> str:
+    """What both slots logged after the mark."""
+    if SUPERVISOR:
+        return "".join(
+            host.run(f"tail -c +{int(size) + 1} {slot_log_file(slot_name(slot))}").stdout
+            for slot, size in zip(SLOTS, mark.split(), strict=True)
+        )
+    return host.check_output(f"journalctl -u '{ALL_SLOTS}' --no-pager -o cat --since '{mark}'")
 
 
 def worker_pids(host: testinfra.host.Host, master: int) -> list[int]:

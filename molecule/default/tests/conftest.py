@@ -14,42 +14,60 @@ import testinfra
 # The kit the scenarios share lives beside them, in molecule/shared.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from gunship_testkit import (
-    ALL_SLOTS,
     APP,
     PROJECT,
     ROOT,
+    SUPERVISOR,
     Answer,
+    app_log_mark,
+    app_log_since,
     eventually,
     fetch_port,
     fingerprint,
+    journal,
     live_record,
     live_slot,
     live_unit,
     master_pid,
     playbook,
     release_versions,
+    restart_slot,
+    slot_name,
+    slot_running,
     versioned_source,
     worker_pids,
 )
 
 __all__ = [
-    "ALL_SLOTS",
     "APP",
     "PROJECT",
     "ROOT",
+    "SUPERVISOR",
+    "app_log_mark",
+    "app_log_since",
     "eventually",
     "fingerprint",
+    "journal",
     "live_record",
     "live_slot",
     "live_unit",
     "master_pid",
     "release_versions",
+    "restart_slot",
+    "slot_name",
+    "slot_running",
     "versioned_source",
     "worker_pids",
 ]
 
-# Container name -> the loopback port its Nginx is published on (molecule.yml).
-PORTS = {"gunship-default-bookworm": 18081, "gunship-default-trixie": 18082}
+# These tests also verify the supervisor scenario (its molecule.yml points here). Container
+# name -> the loopback ports its Nginx is published on (HTTP, HTTPS), per scenario.
+SCENARIO_PORTS = {
+    "default": {"gunship-default-bookworm": (18081, 18443), "gunship-default-trixie": (18082, 18444)},
+    "supervisor": {"gunship-supervisor-trixie": (18083, 18445)},
+}[os.environ.get("MOLECULE_SCENARIO_NAME", "default")]
+PORTS = {name: http for name, (http, _) in SCENARIO_PORTS.items()}
+TLS_PORTS = {name: https for name, (_, https) in SCENARIO_PORTS.items()}
 HOSTS = [f"podman://{name}" for name in PORTS]
 
 
@@ -76,7 +94,3 @@ def deploy(*args: str, limit: str | None = None) -> subprocess.CompletedProcess[
     return playbook(
         "deploy.yml", os.environ["MOLECULE_INVENTORY_FILE"], *args, *(["--limit", limit] if limit else [])
     )
-
-
-def journal(host: testinfra.host.Host, unit: str, lines: int = 40) -> str:
-    return host.run(f"journalctl -u {unit} -n {lines} --no-pager").stdout

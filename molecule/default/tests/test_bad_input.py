@@ -7,7 +7,7 @@ import json
 
 import pytest
 import testinfra
-from conftest import HOSTS, PORTS, deploy, fetch, fingerprint
+from conftest import HOSTS, PORTS, SUPERVISOR, deploy, fetch, fingerprint
 from gunship_testkit import self_signed
 
 CERT, KEY = self_signed()
@@ -136,6 +136,31 @@ CASES = {
         ['app_env (release_env) has values under ["GUNSHIP_SECRET_TOKEN"]', "single line"],
     ),
 }
+
+
+CASES["an unknown process manager"] = (
+    {"app_process_manager": "runit"},
+    [
+        'app_process_manager (release_process_manager) is "runit"',
+        "choose systemd (the default) or supervisor",
+    ],
+)
+# The app runs under one process manager; a deploy asking for the other is refused on the host,
+# before the lock, with the app as it was.
+OTHER_MANAGER = "systemd" if SUPERVISOR else "supervisor"
+CASES["moving the running app to the other process manager"] = (
+    {"app_process_manager": OTHER_MANAGER},
+    [f'app_process_manager is "{OTHER_MANAGER}", but gunship-example already runs under', "does not move"],
+)
+if SUPERVISOR:  # the supervisor role's checks run only when it is the process manager
+    CASES["a log size supervisord cannot read"] = (
+        {"supervisor_log_max_bytes": "10 megs"},
+        ['supervisor_log_max_bytes is "10 megs"', "a size such as 10MB"],
+    )
+    CASES["no time to stop"] = (
+        {"supervisor_stop_margin": 0},
+        ["supervisor_stop_margin is 0", "from 1 to 600"],
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import testinfra
-from conftest import ALL_SLOTS, PORTS, ROOT, deploy, fetch
+from conftest import PORTS, ROOT, app_log_mark, app_log_since, deploy, fetch
 
 
 @pytest.fixture(scope="module")
 def nodes() -> dict[str, testinfra.host.Host]:
     return {name: testinfra.get_host(f"podman://{name}") for name in PORTS}
-
-
-def host_clock(node: testinfra.host.Host) -> str:
-    return node.check_output("date '+%Y-%m-%d %H:%M:%S'")
-
-
-def app_log_since(node: testinfra.host.Host, since: str) -> str:
-    return node.check_output(f"journalctl -u '{ALL_SLOTS}' --no-pager -o cat --since '{since}'")
 
 
 def overlapping_waits(name: str, count: int) -> list[int]:
@@ -40,7 +32,7 @@ def overlapping_waits(name: str, count: int) -> list[int]:
 def test_io_worker_class_serves_concurrent_waits(
     nodes, settings: dict, worker_log: str, module: str | None
 ) -> None:
-    started = {name: host_clock(node) for name, node in nodes.items()}
+    started = {name: app_log_mark(node) for name, node in nodes.items()}
     run = deploy("--extra-vars", json.dumps(settings))
     assert run.returncode == 0, run.stdout + run.stderr
     for name, node in nodes.items():
