@@ -56,9 +56,12 @@ lint: venv
 	yamllint --strict .
 	ansible-lint
 
+# Two lanes of scenarios side by side; every scenario in molecule/ must be in one of them.
+LANES := "default release" "cluster supervisor"
 molecule: venv images
-	mkdir -p .reports
-	molecule test --all
+	@for s in molecule/*/molecule.yml; do s=$${s#molecule/}; s=$${s%/molecule.yml}; \
+	  [[ " $(subst ",,$(LANES)) " == *" $$s "* ]] || { echo "molecule/$$s is in no lane of LANES" >&2; exit 1; }; done
+	scripts/molecule-lanes.sh $(LANES)
 
 # Not a test: figures for a person to read (bench/results/, docs/benchmarks.md), nothing
 # asserted. `make bench QUICK=1` runs short measurements with few repetitions in a few minutes.

@@ -7,6 +7,7 @@ for the values the templates pass them.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,  # Ansible's template module default
         keep_trailing_newline=True,
     )
-    env.filters.update(comment=_comment, to_json=json.dumps, bool=_bool, combine=lambda a, b: {**a, **b})
+    env.filters.update(
+        comment=_comment, to_json=json.dumps, bool=_bool, combine=lambda a, b: {**a, **b}, quote=shlex.quote
+    )
     return env
 
 
