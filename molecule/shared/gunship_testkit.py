@@ -174,6 +174,13 @@ def release_versions(node: testinfra.host.Host, app: str = APP) -> dict[str, str
     }
 
 
+# Each slot's state ($slot), as the process manager under test tells it.
+SLOT_STATE = (
+    f"supervisorctl pid {UNIT}-$slot || true"
+    if SUPERVISOR
+    else f"systemctl is-active {UNIT}@$slot.socket {UNIT}@$slot.service || true\n"
+    f"  systemctl show -p MainPID --value {UNIT}@$slot.service"
+)
 # Everything a deploy manages, by content and metadata (not mtimes), and the slots' states.
 # The audit log is left out: recording a refused deploy is its job.
 FINGERPRINT = rf"""
@@ -184,12 +191,7 @@ for path in /srv/{APP} /etc/gunship /etc/nginx /etc/systemd/system /etc/supervis
   find "$path" -xdev -type f ! -name audit.log -exec sha256sum {{}} +
 done | sort
 for slot in blue green; do
-  if [ -n "{"1" if SUPERVISOR else ""}" ]; then
-    supervisorctl pid {UNIT}-$slot || true
-  else
-    systemctl is-active {UNIT}@$slot.socket {UNIT}@$slot.service || true
-    systemctl show -p MainPID --value {UNIT}@$slot.service
-  fi
+  {SLOT_STATE}
 done
 systemctl is-active nginx || true
 """

@@ -321,7 +321,12 @@ class ProcessManager:
     def at_boot(self, live: str, retired: str | None) -> None:
         """Make the live slot, and only it, start when the host boots."""
 
-    def stop_later(self, slot: str, seconds: int) -> None:
+    def cooldown(self, slot: str) -> str:
+        """The name of what stops a retired slot after warm_seconds (a timer, or a program)."""
+        return f"gunship-{self.cycle.app}-cooldown-{slot}"
+
+    def stop_later(self, slot: str) -> None:
+        """Stop the slot once it has stayed warm for warm_seconds."""
         raise NotImplementedError
 
     def cancel_stop_later(self, slot: str) -> None:
@@ -358,16 +363,13 @@ class SystemdSlots(ProcessManager):
                 units = (self.cycle.unit(slot), self.cycle.socket_unit.format(slot=slot))
                 systemctl(verb, "--quiet", *units, check=False)
 
-    def timer(self, slot: str) -> str:
-        return f"gunship-{self.cycle.app}-cooldown-{slot}"
-
-    def stop_later(self, slot: str, seconds: int) -> None:
+    def stop_later(self, slot: str) -> None:
         subprocess.run(
             [
                 "systemd-run",
                 "--quiet",
-                f"--unit={self.timer(slot)}",
-                f"--on-active={seconds}s",
+                f"--unit={self.cooldown(slot)}",
+                f"--on-active={self.cycle.warm_seconds}s",
                 "--timer-property=AccuracySec=1s",
                 "systemctl",
                 "stop",
@@ -380,7 +382,7 @@ class SystemdSlots(ProcessManager):
 
     def cancel_stop_later(self, slot: str) -> None:
         for suffix in (".timer", ".service"):
-            systemctl("stop", self.timer(slot) + suffix, check=False)
+            systemctl("stop", self.cooldown(slot) + suffix, check=False)
 
     def log_tail(self, slot: str, lines: int) -> str:
         return journal_tail(self.cycle.unit(slot), lines)
@@ -396,9 +398,6 @@ def supervisorctl(*args: str) -> subprocess.CompletedProcess[str]:
 class SupervisorSlots(ProcessManager):
     """One supervisord program per slot (autostart=false; Gunicorn binds its own socket), a boot
     program that starts the live slot, and a cooldown program per slot for the warm time."""
-
-    def cooldown(self, slot: str) -> str:
-        return f"gunship-{self.cycle.app}-cooldown-{slot}"
 
     def main_pid(self, slot: str) -> int:
         pid = supervisorctl("pid", self.cycle.unit(slot)).stdout.strip()
@@ -431,8 +430,8 @@ class SupervisorSlots(ProcessManager):
     def stop(self, slot: str) -> None:
         supervisorctl("stop", self.cycle.unit(slot))
 
-    def stop_later(self, slot: str, seconds: int) -> None:
-        supervisorctl("start", self.cooldown(slot))  # it reads warm_seconds itself
+    def stop_later(self, slot: str) -> None:
+        supervisorctl("start", self.cooldown(slot))  # `gunship-release APP cooldown SLOT`
 
     def cancel_stop_later(self, slot: str) -> None:
         supervisorctl("stop", self.cooldown(slot))
@@ -572,12 +571,12 @@ def activate(cycle: Cycle, release: str, action: str, by: str, force: bool, dry_
     try:
         manager.cancel_stop_later(idle)
         atomic_symlink(cycle.releases_dir / release, cycle.slot_link(idle))
-        # The idle slot serves nobody: it starts afresh with the release.
-        if not warm and not manager.start(idle):
-            raise CycleError(
-                f"slot {idle} did not start release {release}:\n{manager.log_tail(idle, cycle.journal_lines)}"
-            )
-        if not warm:
+        if not warm:  # the idle slot serves nobody: it starts afresh with the release
+            if not manager.start(idle):
+                raise CycleError(
+                    f"slot {idle} did not start release {release}:\n"
+                    f"{manager.log_tail(idle, cycle.journal_lines)}"
+                )
             phases["start"] = time.monotonic() - started
         mark = time.monotonic()
         wait_healthy(cycle, idle)
@@ -642,7 +641,7 @@ def retire(cycle: Cycle, slot: str) -> None:
     if cycle.warm_seconds <= 0:
         cycle.manager.stop(slot)
     else:
-        cycle.manager.stop_later(slot, cycle.warm_seconds)
+        cycle.manager.stop_later(slot)
 
 
 def rollback_target(cycle: Cycle, to: str | None) -> str:
