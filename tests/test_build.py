@@ -64,6 +64,12 @@ def test_a_directory_that_is_no_python_project_is_refused(tmp_path: Path) -> Non
     assert "neither pyproject.toml nor setup.py" in result.stderr
 
 
+def test_a_failure_is_reported_on_stdout_for_a_lookup(tmp_path: Path) -> None:
+    result = run("--errors-as-json", "wheel", tmp_path, tmp_path / "dist")
+    assert result.returncode == 0
+    assert "neither pyproject.toml nor setup.py" in json.loads(result.stdout)["error"]
+
+
 @pytest.mark.parametrize(
     "glibc, expected_first, expected_last",
     [("2.36", "manylinux_2_36_x86_64", "linux_x86_64"), ("2.17", "manylinux_2_17_x86_64", "linux_x86_64")],

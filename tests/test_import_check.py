@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "roles" / "release" / "files" / "gunship_import_check.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "roles" / "release" / "files" / "gunship_release.py"
 
 MODULE = """
 def application(environ, start_response):
@@ -26,10 +26,9 @@ def broken():
 
 def gate(tmp_path: Path, spec: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "shopapp.py").write_text(MODULE)
-    # Fed on stdin, as the release role does on a host.
+    # Run by the release's Python in the release, as the release role does on a host.
     return subprocess.run(
-        [sys.executable, "-", spec],
-        input=SCRIPT.read_text(),
+        [sys.executable, str(SCRIPT), "shop", "check-import", spec],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -59,3 +58,23 @@ def test_callables_that_would_not_serve_fail_with_the_reason(tmp_path: Path, spe
     result = gate(tmp_path, spec)
     assert result.returncode == 1
     assert reason in result.stderr
+
+
+def test_the_release_comes_first_on_the_path_not_the_tool(tmp_path: Path) -> None:
+    """Gunicorn puts the release first on sys.path; the gate does too, not gunship-release's
+    own directory (where a module of the same name would otherwise win)."""
+    tool = tmp_path / "sbin"
+    tool.mkdir()
+    (tool / "gunship-release").write_text(SCRIPT.read_text())
+    (tool / "shopapp.py").write_text("raise ImportError('the tool directory was searched first')\n")
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "shopapp.py").write_text(MODULE)
+    result = subprocess.run(
+        [sys.executable, str(tool / "gunship-release"), "shop", "check-import", "shopapp:application"],
+        cwd=release,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

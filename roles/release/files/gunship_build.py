@@ -8,7 +8,9 @@ run, and a wheelhouse of every dependency resolved for *their* Python and platfo
     gunship_build.py wheelhouse WHEEL OUT_DIR --python 3.11 --machine x86_64 --glibc 2.36 \
         [--requirement SPEC]... [--constraints FILE] [--refresh]
 
-Each prints one JSON object on stdout; errors go to stderr with exit status 1.
+Each prints one JSON object on stdout; errors go to stderr with exit status 1, or with
+--errors-as-json (before the command) to stdout as {"error": MESSAGE} with exit status 0, for a
+caller that reads only stdout (the release role runs it from a lookup, in its own process).
 
 Both remember what they were built from (OUT_DIR.built-from.json, beside OUT_DIR): the same source tree gives
 back the wheel already built, and the same wheel, requirements, constraints and target give
@@ -264,6 +266,7 @@ def run(command: list[str], env: dict[str, str] | None = None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--errors-as-json", action="store_true", help='report a failure as {"error": ...}')
     commands = parser.add_subparsers(dest="command", required=True)
     wheel = commands.add_parser("wheel", help="build the app's wheel reproducibly")
     wheel.add_argument("source", type=Path)
@@ -293,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.refresh,
             )
     except BuildError as error:
+        if args.errors_as_json:
+            print(json.dumps({"error": str(error)}))
+            return 0
         print(f"gunship_build: {error}", file=sys.stderr)
         return 1
     print(json.dumps(result))

@@ -16,6 +16,7 @@ runs on the host's own python3.
     gunship-release APP audit --action A --outcome O [--to RELEASE] [--by WHO] [--reason TEXT]
     gunship-release APP boot              (supervisor: start the live slot when supervisord starts)
     gunship-release APP cooldown SLOT     (supervisor: stop SLOT after warm_seconds)
+    gunship-release APP check-import SPEC (the import gate: run by a release's Python, as the app)
 
 Settings come from /etc/gunship/APP/cycle.json, written by the release role. The slots run
 under systemd (template units) or supervisor (one program per slot): the `ProcessManager`
@@ -25,9 +26,11 @@ classes below are the only code that knows which.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import datetime as dt
 import http.client
+import importlib
 import json
 import os
 import shutil
@@ -37,6 +40,7 @@ import ssl
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -774,6 +778,45 @@ def scale(cycle: Cycle, change: str, dry_run: bool) -> str:
     )
 
 
+# --- the import gate -----------------------------------------------------------------------
+# Run by the release's own Python, as the app user, with the app's environment, in the release:
+#   RELEASE/venv/bin/python /usr/local/sbin/gunship-release APP check-import SPEC
+def load_callable(spec: str) -> object:
+    """The WSGI callable as Gunicorn loads it: `module`, `module:name` or `module:factory(args)`
+    with literal arguments."""
+    module_name, _, expression = spec.partition(":")
+    module = importlib.import_module(module_name)
+    expression = expression or "application"
+    tree = ast.parse(expression, mode="eval").body
+    if isinstance(tree, ast.Call):
+        if not isinstance(tree.func, ast.Name):
+            raise ValueError(f"{expression!r}: only a plain function name may be called")
+        factory = getattr(module, tree.func.id)
+        args = [ast.literal_eval(arg) for arg in tree.args]
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in tree.keywords}
+        return factory(*args, **kwargs)
+    if not isinstance(tree, ast.Name):
+        raise ValueError(f"{expression!r}: expected a name or a factory call")
+    return getattr(module, tree.id)
+
+
+def check_import(spec: str) -> int:
+    """0 when the callable imports and is callable; otherwise the reason on stderr and 1."""
+    # Gunicorn puts its working directory (the release) first on the path, not this script's.
+    sys.path[0] = os.getcwd()
+    try:
+        app = load_callable(spec)
+    except Exception:
+        print(f"the WSGI callable {spec!r} does not import in this release:", file=sys.stderr)
+        traceback.print_exc(limit=-3)
+        return 1
+    if not callable(app):
+        print(f"{spec!r} imported, but it is a {type(app).__name__}, not a WSGI callable", file=sys.stderr)
+        return 1
+    print(f"{spec} imports: {type(app).__module__}.{type(app).__qualname__}")
+    return 0
+
+
 # --- command line --------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gunship-release", description=__doc__.splitlines()[0])
@@ -810,7 +853,10 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_argument("--by", default="root")
     commands.add_parser("boot")
     commands.add_parser("cooldown").add_argument("slot")
+    commands.add_parser("check-import").add_argument("spec")
     args = parser.parse_args(argv)
+    if args.command == "check-import":  # needs no settings: it runs as the app, in a release
+        return check_import(args.spec)
     try:
         cycle = Cycle.load(args.app)
         return run(cycle, args)
