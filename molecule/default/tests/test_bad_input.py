@@ -183,3 +183,32 @@ def test_bad_value_is_refused_and_hosts_are_untouched(
         assert fragment in output, output
     assert [fingerprint(node) for node in nodes] == before
     assert {name: fetch(name, "/version").json() for name in PORTS} == served_before
+
+
+UNITS = " ".join(f"/etc/systemd/system/gunicorn-gunship-example@.{kind}" for kind in ("socket", "service"))
+
+
+@pytest.mark.skipif(SUPERVISOR, reason="systemd units; supervisor's programs have their own check")
+def test_a_unit_that_fails_its_check_is_never_installed(nodes: list[testinfra.host.Host], tmp_path) -> None:
+    """A service unit systemd-analyze refuses stops the run with the reason, the installed units
+    stay; run again unchanged, it is checked again (a staged pair that failed is not kept)."""
+    broken = tmp_path / "broken.service.j2"
+    broken.write_text(
+        "[Unit]\nRequires={{ gunicorn_unit }}@%i.socket\n[Service]\nExecStart=/nonexistent/gunicorn\n"
+    )
+    installed = [node.check_output(f"sha256sum {UNITS}") for node in nodes]
+    served_before = {name: fetch(name, "/version").json() for name in PORTS}
+
+    for attempt in (1, 2):
+        run = deploy("--extra-vars", json.dumps({"gunicorn_service_template": str(broken)}))
+        output = run.stdout + run.stderr
+        assert run.returncode != 0, f"attempt {attempt}: {output}"
+        assert "do not pass systemd-analyze verify" in output, output
+        assert "/nonexistent/gunicorn" in output, output
+        assert [node.check_output(f"sha256sum {UNITS}") for node in nodes] == installed
+        assert {name: fetch(name, "/version").json() for name in PORTS} == served_before
+
+    # The usual template again: staged and checked anew, the same units as before.
+    run = deploy()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert [node.check_output(f"sha256sum {UNITS}") for node in nodes] == installed
