@@ -45,6 +45,17 @@ def ms(value: float) -> str:
     return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
 
 
+def current_reruns(reruns: list[dict]) -> list[tuple[dict, list[str]]]:
+    """Each re-run with the sections it still provides (a later re-run replaces a section)."""
+    kept = []
+    for i, rerun in enumerate(reruns):
+        later = {section for after in reruns[i + 1 :] for section in after["sections"]}
+        sections = [section for section in rerun["sections"] if section not in later]
+        if sections:
+            kept.append((rerun, sections))
+    return kept
+
+
 def span(stat: dict, fmt: str = "{:.0f}") -> str:
     return f"{fmt.format(stat['median'])} ({fmt.format(stat['min'])}-{fmt.format(stat['max'])})"
 
@@ -315,7 +326,8 @@ def deploy_cycle(stack: dict, release: dict | None, docs: Path) -> list[str]:
         ["step", "wall time", "target"],
     )
     for label, stat, target in rows:
-        fmt = "{:.2f} s" if stat["median"] < 10 else "{:.0f} s"
+        # Tenths below a minute: a median of 15.4 s must not read as the 15 s target.
+        fmt = "{:.2f} s" if stat["median"] < 10 else "{:.1f} s" if stat["median"] < 60 else "{:.0f} s"
         lines.append(f"| {label} | {span(stat, fmt)} | {f'<= {target:g} s' if target else ''} |")
     if release:
         steady, switching = release["load_steady"], release["load_during_switches"]
@@ -400,9 +412,9 @@ def main() -> int:
         + f"; stack run {stack['wall_seconds'] / 60:.0f} min.",
         *(
             f"- Re-run later: `{rerun['command']}` ({rerun['wall_seconds'] / 60:.0f} min) for "
-            f"{', '.join(section.replace('_', ' ') for section in rerun['sections'])}; "
+            f"{', '.join(section.replace('_', ' ') for section in sections)}; "
             "those sections come from it, the others from the run above."
-            for rerun in stack.get("reruns", [])
+            for rerun, sections in current_reruns(stack.get("reruns", []))
         ),
         f"- Load: wrk on the host against ports published on 127.0.0.1; the app is the example app "
         f"(`examples/flaskapp`), Gunship's stack runs {stack['stack_workers']} sync workers "
