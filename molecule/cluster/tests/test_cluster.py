@@ -1,6 +1,7 @@
 """A load balancer in front of two app hosts, as a user of the cluster sees it: every request
 through the balancer is answered, by either host; a rolling deploy moves one host at a time
-without failing a request; a host whose Gunicorn stops costs no request; a release that fails
+without failing a request, and runs its hooks in order, a run_once hook (a migration) on the
+first host only; a host whose Gunicorn stops costs no request; a release that fails
 its gate on the first host never reaches the second; `fab` rolls back every app host in turn,
 or acts on one. The tests build on each other, in file order."""
 
@@ -90,11 +91,25 @@ def v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return versioned_source(tmp_path_factory.mktemp("v2"), "2.0.0")
 
 
+# Each hook of the rolling deploy appends its name to this file on the host it runs on.
+HOOK_LOG = f"/tmp/gunship-hooks-{secrets.token_hex(6)}.log"
+
+
+def hook(name: str, **options: object) -> dict[str, object]:
+    return {"name": name, "command": f"echo {name} >> {HOOK_LOG}", **options}
+
+
+HOOKS = {
+    "release_hooks_before_switch": [hook("migrate", run_once=True), hook("collect")],
+    "release_hooks_after_switch": [hook("warm")],
+}
+
+
 def test_a_rolling_deploy_moves_one_host_at_a_time_and_fails_no_request(apps, inventory, v2) -> None:
     before = {name: live_record(node)["version"] for name, node in apps.items()}
     assert len(set(before.values())) == 1
     with LoadLoop([LB_PORT], threads_per_port=4) as load:
-        run = deploy(inventory, "--extra-vars", json.dumps({"app_source": str(v2)}))
+        run = deploy(inventory, "--extra-vars", json.dumps({"app_source": str(v2), **HOOKS}))
     assert run.returncode == 0, tail(run)
     assert load.failures == [], load.failures[:10]
     assert deploy_plays(run) == len(APP_HOSTS)
@@ -104,6 +119,12 @@ def test_a_rolling_deploy_moves_one_host_at_a_time_and_fails_no_request(apps, in
     assert {record["version"] for record in records} == {"2.0.0"}
     assert len({record["id"] for record in records}) == 1  # the same release id everywhere
     assert set(served_by()) == set(APP_HOSTS)
+
+
+def test_the_rolling_deploys_hooks_ran_in_order_and_a_run_once_hook_on_the_first_host_only(apps) -> None:
+    ran = {name: node.file(HOOK_LOG).content_string.split() for name, node in apps.items()}
+    first, second = APP_HOSTS
+    assert ran == {first: ["migrate", "collect", "warm"], second: ["collect", "warm"]}
 
 
 def test_with_one_app_hosts_gunicorn_stopped_every_request_is_answered(apps) -> None:

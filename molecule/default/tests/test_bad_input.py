@@ -131,6 +131,10 @@ CASES = {
         {"gunicorn_sandbox_overrides": ["MemoryDenyWriteExecute=no"]},
         ['gunicorn_sandbox_overrides is ["MemoryDenyWriteExecute=no"]', "mapping of systemd directive names"],
     ),
+    "a hook without its command": (
+        {"release_hooks_before_switch": [{"name": "Migrate the database"}]},
+        ['release_hooks_before_switch is [{"name": "Migrate the database"}]', "a list of {name, command"],
+    ),
     "an environment value over two lines": (
         {"app_env": {"GUNSHIP_SECRET_TOKEN": "line one\nline two"}},
         ['app_env (release_env) has values under ["GUNSHIP_SECRET_TOKEN"]', "single line"],

@@ -15,7 +15,15 @@ import testinfra
 
 # The kit the scenarios share lives beside them, in molecule/shared.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from gunship_testkit import Answer, fab, fetch_port, playbook, ssh_inventory, vault_password_file
+from gunship_testkit import (
+    Answer,
+    fab,
+    fetch_port,
+    master_pid,
+    playbook,
+    ssh_inventory,
+    vault_password_file,
+)
 
 __all__ = ["fab"]
 
@@ -27,6 +35,14 @@ HOST = "web1"  # the container's name in the tests' own inventory
 
 def fetch(path: str) -> Answer:
     return fetch_port(HTTP_PORT, path)
+
+
+def app_environment(node: testinfra.host.Host) -> dict[str, str]:
+    """The environment of the live slot's Gunicorn master, as the app's code sees it."""
+    pid = master_pid(node)
+    with node.sudo():
+        raw = node.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import SECRET, deploy, fab, fetch
+from conftest import SECRET, app_environment, deploy, fab, fetch
 from gunship_testkit import (
     APP,
     ROOT,
     live_record,
-    master_pid,
     playbook,
     readable_by_others,
     release_versions,
@@ -31,14 +30,6 @@ from gunship_testkit import (
 
 ROTATED = f"rotated-{secrets.token_hex(12)}"
 NAME = "GUNSHIP_SECRET_TOKEN"
-
-
-def app_environment(node: testinfra.host.Host) -> dict[str, str]:
-    """The environment of the live slot's Gunicorn master, as the app's code sees it."""
-    pid = master_pid(node)
-    with node.sudo():
-        raw = node.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
-    return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
 
 
 @pytest.fixture(scope="module")
