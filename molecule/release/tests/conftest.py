@@ -37,6 +37,22 @@ def fetch(path: str) -> Answer:
     return fetch_port(HTTP_PORT, path)
 
 
+def served() -> dict:
+    answer = fetch("/version")
+    assert answer.status == 200, answer.body
+    return answer.json()
+
+
+def ok(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
+    return run.stdout
+
+
+def refused(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode != 0, f"expected a failure\n{run.stdout}\n{run.stderr}"
+    return run.stdout + run.stderr
+
+
 def app_environment(node: testinfra.host.Host) -> dict[str, str]:
     """The environment of the live slot's Gunicorn master, as the app's code sees it."""
     pid = master_pid(node)

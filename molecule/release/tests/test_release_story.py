@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import HOST, HTTP_PORT, deploy, fab, fetch, run_playbook
+from conftest import HOST, HTTP_PORT, deploy, fab, ok, refused, run_playbook, served
 from gunship_testkit import (
     APP,
     ROOT,
@@ -35,24 +35,8 @@ from gunship_testkit import (
 IDS: dict[str, str] = {}
 
 
-def served() -> dict:
-    answer = fetch("/version")
-    assert answer.status == 200, answer.body
-    return answer.json()
-
-
 def source(tmp_path_factory: pytest.TempPathFactory, version: str, patch=None) -> Path:
     return versioned_source(tmp_path_factory.mktemp("src"), version, patch)
-
-
-def ok(run: subprocess.CompletedProcess[str]) -> str:
-    assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
-    return run.stdout
-
-
-def refused(run: subprocess.CompletedProcess[str]) -> str:
-    assert run.returncode != 0, f"expected a failure\n{run.stdout}\n{run.stderr}"
-    return run.stdout + run.stderr
 
 
 @pytest.fixture(scope="module")

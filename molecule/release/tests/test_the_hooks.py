@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import HTTP_PORT, app_environment, deploy, fetch
+from conftest import HTTP_PORT, app_environment, deploy, ok, refused, served
 from gunship_testkit import APP, ROOT, LoadLoop, live_record, release_versions, versioned_source
 
 # Where the hooks write what they see: a file per hook and run, under the host's /tmp (the app
@@ -60,21 +60,11 @@ def release_dir(release: str) -> str:
     return f"{ROOT}/releases/{release}"
 
 
-def served() -> dict:
-    answer = fetch("/version")
-    assert answer.status == 200, answer.body
-    return answer.json()
-
-
 def hooked_deploy(
     inventory: str, tmp_path_factory: pytest.TempPathFactory, version: str, **hooks: list
 ) -> subprocess.CompletedProcess[str]:
     SOURCES[version] = versioned_source(tmp_path_factory.mktemp("src"), version)
     return deploy(inventory, SOURCES[version], **hooks)
-
-
-def output(run: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
 
 
 @pytest.fixture(scope="module")
@@ -91,20 +81,21 @@ def test_hooks_run_in_the_new_release_as_the_app_with_its_environment(
     load, inventory: str, node, tmp_path_factory
 ) -> None:
     old = LIVE["before"]
-    run = hooked_deploy(
-        inventory,
-        tmp_path_factory,
-        "7.0.0",
-        release_hooks_before_switch=[recorder("before")],
-        release_hooks_after_switch=[recorder("after")],
+    out = ok(
+        hooked_deploy(
+            inventory,
+            tmp_path_factory,
+            "7.0.0",
+            release_hooks_before_switch=[recorder("before")],
+            release_hooks_after_switch=[recorder("after")],
+        )
     )
-    assert run.returncode == 0, output(run)
     new = live_record(node)["id"]
     LIVE["hooked"] = new
     answer = served()
     assert new != old and (answer["version"], answer["release"]) == ("7.0.0", new)
     before, after = recorded(node, "before"), recorded(node, "after")
-    assert before is not None and after is not None, output(run)
+    assert before is not None and after is not None, out
     secret = app_environment(node)["GUNSHIP_SECRET_TOKEN"]
     for seen in (before, after):
         assert seen["release"] == new
@@ -119,13 +110,14 @@ def test_hooks_run_in_the_new_release_as_the_app_with_its_environment(
 
 
 def test_a_redeploy_of_what_is_live_runs_no_hook(load, inventory: str, node) -> None:
-    run = deploy(
-        inventory,
-        SOURCES["7.0.0"],
-        release_hooks_before_switch=[recorder("again-before")],
-        release_hooks_after_switch=[recorder("again-after")],
+    ok(
+        deploy(
+            inventory,
+            SOURCES["7.0.0"],
+            release_hooks_before_switch=[recorder("again-before")],
+            release_hooks_after_switch=[recorder("again-after")],
+        )
     )
-    assert run.returncode == 0, output(run)
     assert live_record(node)["id"] == LIVE["hooked"]
     assert recorded(node, "again-before") is None
     assert recorded(node, "again-after") is None
@@ -136,15 +128,15 @@ def test_a_hook_failing_before_the_switch_stops_the_deploy_with_the_old_release_
 ) -> None:
     live = LIVE["hooked"]
     migrate = {"name": "Migrate the database", "command": "echo 'could not reach the database' >&2; exit 3"}
-    run = hooked_deploy(
-        inventory,
-        tmp_path_factory,
-        "8.0.0",
-        release_hooks_before_switch=[migrate, recorder("skipped-before")],
-        release_hooks_after_switch=[recorder("skipped-after")],
+    out = refused(
+        hooked_deploy(
+            inventory,
+            tmp_path_factory,
+            "8.0.0",
+            release_hooks_before_switch=[migrate, recorder("skipped-before")],
+            release_hooks_after_switch=[recorder("skipped-after")],
+        )
     )
-    out = output(run)
-    assert run.returncode != 0, out
     assert 'The hook "Migrate the database" of release_hooks_before_switch failed (exit 3)' in out
     assert "could not reach the database" in out
     assert f"release {live} is still live" in out
@@ -160,9 +152,7 @@ def test_a_hook_failing_after_the_switch_leaves_the_new_release_live(
     load, inventory: str, node, tmp_path_factory
 ) -> None:
     warm = {"name": "Warm the cache", "command": "echo 'the cache server is down' >&2; exit 4"}
-    run = hooked_deploy(inventory, tmp_path_factory, "9.0.0", release_hooks_after_switch=[warm])
-    out = output(run)
-    assert run.returncode != 0, out
+    out = refused(hooked_deploy(inventory, tmp_path_factory, "9.0.0", release_hooks_after_switch=[warm]))
     new = live_record(node)["id"]
     assert new != LIVE["hooked"] and release_versions(node)[new] == "9.0.0"
     assert f"release {new} is live: the step after the switch failed" in out
