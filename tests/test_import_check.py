@@ -24,16 +24,21 @@ def broken():
 """
 
 
-def gate(tmp_path: Path, spec: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "shopapp.py").write_text(MODULE)
-    # Run by the release's Python in the release, as the release role does on a host.
+def check_import(script: Path, release: Path, spec: str) -> subprocess.CompletedProcess[str]:
+    """`script APP check-import SPEC`, run by the release's Python in the release, as the release
+    role runs gunship-release on a host."""
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "shop", "check-import", spec],
-        cwd=tmp_path,
+        [sys.executable, str(script), "shop", "check-import", spec],
+        cwd=release,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def gate(tmp_path: Path, spec: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "shopapp.py").write_text(MODULE)
+    return check_import(SCRIPT, tmp_path, spec)
 
 
 @pytest.mark.parametrize(
@@ -70,11 +75,5 @@ def test_the_release_comes_first_on_the_path_not_the_tool(tmp_path: Path) -> Non
     release = tmp_path / "release"
     release.mkdir()
     (release / "shopapp.py").write_text(MODULE)
-    result = subprocess.run(
-        [sys.executable, str(tool / "gunship-release"), "shop", "check-import", "shopapp:application"],
-        cwd=release,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = check_import(tool / "gunship-release", release, "shopapp:application")
     assert result.returncode == 0, result.stderr
