@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
+import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -15,6 +18,10 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[1]
 SCRIPT = PROJECT / "roles" / "release" / "files" / "gunship_build.py"
 EXAMPLE = PROJECT / "examples" / "flaskapp"
+SDISTS = Path(__file__).resolve().parent / "data" / "sdists"
+# This machine as the target, so that the wheelhouse can be installed here.
+HERE = ["--python", "{}.{}".format(*sys.version_info[:2]), "--machine", platform.machine()]
+HERE += ["--glibc", platform.libc_ver()[1]]
 
 spec = importlib.util.spec_from_file_location("gunship_build", SCRIPT)
 assert spec and spec.loader
@@ -175,3 +182,98 @@ def test_the_same_inputs_give_back_the_wheelhouse_and_refresh_resolves_again(
     refreshed = json.loads(run(*args, "--refresh").stdout)
     assert refreshed["files"] == first["files"]
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "house").iterdir()} != mtimes
+
+
+def test_a_pip_failure_says_what_gunship_asked_for_and_what_pip_said(wheel: dict, tmp_path: Path) -> None:
+    result = run("wheelhouse", wheel["wheel"], tmp_path, *HERE, "--requirement", "flask<2")
+    assert result.returncode == 1
+    assert "--only-binary=:all:" in result.stderr and "flask<2" in result.stderr
+    assert "CPython {}.{} on".format(*sys.version_info[:2]) in result.stderr
+    # pip's own explanation, not only its last line.
+    assert "The conflict is caused by:" in result.stderr and "ResolutionImpossible" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name, pure",
+    [
+        ("docopt-0.6.2-py2.py3-none-any.whl", True),
+        ("flask-3.1.3-py3-none-any.whl", True),
+        ("speedups-1.0-cp311-cp311-linux_x86_64.whl", False),
+        ("legacy-1.0-py2-none-any.whl", False),
+        ("fast-1.0-cp311-none-any.whl", False),
+    ],
+)
+def test_only_a_pure_python_3_wheel_built_from_an_sdist_is_accepted(name: str, pure: bool) -> None:
+    assert gunship_build.is_pure(name) is pure
+
+
+@pytest.fixture(scope="module")
+def docopt_house(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], dict]:
+    """The wheelhouse of an app whose dependency, docopt 0.6.2, is published only as an sdist."""
+    built = run("wheel", SDISTS / "docopt-app", tmp_path_factory.mktemp("dist"))
+    assert built.returncode == 0, built.stderr
+    args = ["wheelhouse", json.loads(built.stdout)["wheel"], tmp_path_factory.mktemp("house"), *HERE]
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    return args, json.loads(result.stdout)
+
+
+def test_an_sdist_only_dependency_enters_the_wheelhouse_as_a_pure_wheel(docopt_house) -> None:
+    _, house = docopt_house
+    assert house["built"]["docopt-0.6.2-py2.py3-none-any.whl"]["sdist"] == "docopt-0.6.2.tar.gz"
+    wheel = Path(house["dir"]) / "docopt-0.6.2-py2.py3-none-any.whl"
+    lock = (Path(house["dir"]) / house["lock"]).read_text().splitlines()
+    assert f"docopt==0.6.2 --hash=sha256:{gunship_build.sha256_of(wheel)}" in lock
+
+
+def test_a_host_installs_the_built_wheel_offline_by_hash(docopt_house, tmp_path: Path) -> None:
+    _, house = docopt_house
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    # The same flags as a host's install; this pip installs into the fresh venv.
+    offline = ["--no-index", "--no-cache-dir", "--require-hashes", "--find-links", house["dir"]]
+    offline += ["--requirement", Path(house["dir"]) / house["lock"]]
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", *offline],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    served = subprocess.run(
+        [venv / "bin" / "python", "-c", "import gunship_docopt_app as a; print(a.application({}, print))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "'--verbose': False" in served.stdout, served.stderr
+
+
+def test_a_wheelhouse_with_a_built_wheel_is_reused_and_refreshed_to_the_same_digest(docopt_house) -> None:
+    args, house = docopt_house
+    mtimes = {p.name: p.stat().st_mtime_ns for p in Path(house["dir"]).iterdir()}
+    again = json.loads(run(*args).stdout)
+    assert again == house
+    assert {p.name: p.stat().st_mtime_ns for p in Path(house["dir"]).iterdir()} == mtimes
+    refreshed = json.loads(run(*args, "--refresh").stdout)
+    assert refreshed["digest"] == house["digest"]
+
+
+def test_an_sdist_that_compiles_code_is_refused_with_the_ways_out(wheel: dict, tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    with tarfile.open(links / "gunship_test_speedups-1.0.tar.gz", "w:gz") as sdist:
+        sdist.add(SDISTS / "speedups", "gunship_test_speedups-1.0")
+    house = tmp_path / "house"
+    args = ["wheelhouse", wheel["wheel"], house, "--python", "3.13", "--machine", "x86_64"]
+    args += ["--glibc", "2.41", "--requirement", "gunship-test-speedups==1.0", "--find-links", links]
+    result = run("--errors-as-json", *args)
+    error = json.loads(result.stdout)["error"]
+    target = "CPython 3.13 on x86_64 with glibc 2.41"
+    assert error.startswith(f"gunship-test-speedups 1.0 has no wheel for {target}")
+    # Without a C compiler the build fails instead: refused all the same, with the same ways out.
+    assert re.search(r"compiles code: built here it gives \S+-linux_\w+\.whl|did not build", error)
+    assert "publish a wheel of gunship-test-speedups==1.0 for the target (tags cp313, abi3" in error
+    assert "manylinux_2_41_x86_64" in error
+    assert "pip wheel --no-deps gunship-test-speedups==1.0" in error and "release_find_links" in error
+    assert not (house / "requirements.lock").exists()

@@ -6,7 +6,7 @@ run, and a wheelhouse of every dependency resolved for *their* Python and platfo
 
     gunship_build.py wheel SOURCE_DIR OUT_DIR
     gunship_build.py wheelhouse WHEEL OUT_DIR --python 3.11 --machine x86_64 --glibc 2.36 \
-        [--requirement SPEC]... [--constraints FILE] [--refresh]
+        [--requirement SPEC]... [--constraints FILE] [--find-links DIR]... [--refresh]
 
 Each prints one JSON object on stdout; errors go to stderr with exit status 1, or with
 --errors-as-json (before the command) to stdout as {"error": MESSAGE} with exit status 0, for a
@@ -17,6 +17,12 @@ back the wheel already built, and the same wheel, requirements, constraints and 
 back the wheelhouse already resolved, without running the build or pip again. A redeploy of
 unchanged code takes seconds, and re-resolves no dependency behind the user's back;
 `--refresh` resolves the wheelhouse anew (newer versions the requirements allow).
+
+A dependency published only as an sdist is built into a wheel here and enters the wheelhouse
+like any other, pinned by its sha256, if that wheel is pure Python (py3-none-any): it fits every
+host. One that compiles code is refused, naming the ways out: a wheel compiled here fits this
+machine, not necessarily the hosts. `--find-links` names directories that pip may use besides
+the index: wheels built for the target elsewhere, or sdists to build here.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 # Reproducible wheels: zip entries get this timestamp instead of the files' mtimes, so the same
 # source gives the same sha256 and a redeploy of unchanged code is recognised as a no-op.
@@ -60,6 +67,11 @@ IGNORED = shutil.ignore_patterns(
 
 OLDEST_MANYLINUX_MINOR = 5
 LOCK_NAME = "requirements.lock"
+REPRODUCIBLE = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "PYTHONHASHSEED": "0"}
+
+# pip's last word when a requirement has no distribution it may use, and the versions it saw.
+MISSING = re.compile(r"^ERROR: No matching distribution found for (\S+)", re.MULTILINE)
+SEEN = re.compile(r"satisfies the requirement (\S+)(?: \(from [^)]*\))? \(from versions: ([^)]*)\)")
 
 
 class BuildError(Exception):
@@ -152,8 +164,12 @@ def build_wheel(source: Path, out: Path) -> dict[str, object]:
         built_from(out).unlink(missing_ok=True)
         for old in out.glob("*.whl"):
             old.unlink()
-        env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "PYTHONHASHSEED": "0"}
-        run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(tree)], env=env)
+        built = run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(tree)], REPRODUCIBLE)
+        if built.returncode != 0:
+            raise BuildError(
+                f"python -m build --wheel {source} failed (exit {built.returncode}):\n"
+                + decisive(built.stdout)
+            )
     wheels = sorted(out.glob("*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"expected one wheel in {out}, found {[w.name for w in wheels]}")
@@ -183,6 +199,168 @@ def pip_platforms(machine: str, glibc: str) -> list[str]:
     return [*tags, f"linux_{machine}"]
 
 
+class Target(NamedTuple):
+    """The kind of host a wheelhouse is for: what pip would compute on it."""
+
+    python: str
+    machine: str
+    glibc: str
+
+    @property
+    def abi(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+    def __str__(self) -> str:
+        return f"CPython {self.python} on {self.machine} with glibc {self.glibc}"
+
+    def pip_options(self) -> list[str]:
+        options = ["--python-version", self.python, "--implementation", "cp"]
+        options += ["--abi", self.abi, "--abi", "abi3", "--abi", "none"]
+        for platform in pip_platforms(self.machine, self.glibc):
+            options += ["--platform", platform]
+        return options
+
+    def tags(self) -> str:
+        newest = pip_platforms(self.machine, self.glibc)[0]
+        return f"{self.abi}, abi3 or none, on {newest} or an older manylinux, or linux_{self.machine}"
+
+
+class Request(NamedTuple):
+    """What Gunship asks pip for, said in the words of an error when pip cannot give it."""
+
+    target: Target
+    wanted: list[str]
+    constraints: Path | None
+    find_links: list[Path]
+
+    def common_options(self) -> list[str]:
+        options = ["--constraint", str(self.constraints)] if self.constraints is not None else []
+        return options + [f"--find-links={directory}" for directory in self.find_links]
+
+    def describe(self, built: Sequence[str]) -> str:
+        text = (
+            "Gunship asked pip for wheels only (pip download --only-binary=:all:) of "
+            f"{', '.join(self.wanted)} and every dependency, for {self.target} (tags {self.target.tags()})"
+        )
+        if self.constraints is not None:
+            text += f", constrained by {self.constraints}"
+        if self.find_links:
+            text += f", looking in {', '.join(map(str, self.find_links))} besides the index"
+        if built:
+            text += f", with the wheels built here from sdists: {', '.join(built)}"
+        return text + "."
+
+
+def decisive(output: str, limit: int = 40) -> str:
+    """pip's own error, from its first error line on, without the progress that led to it."""
+    lines = [line.rstrip() for line in output.strip().splitlines()]
+    first = next((i for i, line in enumerate(lines) if re.match(r"(ERROR|error):", line)), None)
+    lines = lines[first:] if first is not None else lines[-25:]
+    if len(lines) > limit:
+        tail = limit - 10
+        lines = [*lines[:10], f"[{len(lines) - limit} lines left out]", *lines[-tail:]]
+    return "\n".join(lines)
+
+
+def is_pure(wheel_name: str) -> bool:
+    """A wheel every CPython 3 host installs: py3-none-any or py2.py3-none-any."""
+    python_tags, abi, platform = wheel_name.removesuffix(".whl").split("-")[-3:]
+    return abi == "none" and platform == "any" and "py3" in python_tags.split(".")
+
+
+def ways_out(name: str, requirement: str, target: Target, versions: list[str]) -> str:
+    ways = [
+        f"publish a wheel of {requirement} for the target (tags {target.tags()}) to the package "
+        "index this control node's pip uses",
+    ]
+    if versions:
+        ways.append(
+            f"pin a version of {name} that has such a wheel ({', '.join(versions[-5:])}) in the app's "
+            "dependencies, release_requirements or release_constraints_file"
+        )
+    ways.append(
+        f"build the wheel on a machine like the target ({target}: pip wheel --no-deps {requirement}), "
+        "put it in a directory and name that directory in release_find_links (gunship_build.py "
+        "--find-links DIR)"
+    )
+    text = "Ways out: " + "; or ".join(f"({n}) {way}" for n, way in enumerate(ways, 1)) + "."
+    if not versions:
+        text = f"pip found no version of {name} with a wheel for this target. {text}"
+    return text
+
+
+def wheel_from_sdist(
+    requirement: str, seen: str, request: Request, scratch: Path, cache: Path
+) -> tuple[Path, dict[str, str]]:
+    """Build the sdist pip would pick for `requirement` into a pure wheel, or say why it cannot be.
+
+    `seen` is the failed resolution's output: the versions that do have wheels for the target.
+    Built wheels are kept in `cache` by their sdist's sha256, so a later resolution (a new
+    release of the app) gives back the same file instead of building it again.
+    """
+    target = request.target
+    versions = next((found for req, found in SEEN.findall(seen) if req == requirement), "none")
+    # Final releases only: a pre-release is a poor thing to pin a production app to.
+    versions = [v for v in map(str.strip, versions.split(",")) if re.fullmatch(r"[\d.]+(\.post\d+)?", v)]
+    name = re.split(r"[^A-Za-z0-9._-]", requirement, maxsplit=1)[0]
+    sdists = Path(tempfile.mkdtemp(prefix="sdist-", dir=scratch))
+    # --no-deps lets pip pick an sdist for a Python other than its own: the dependencies are
+    # the next resolution's business, for the target.
+    download = pip(
+        "download",
+        "--dest",
+        str(sdists),
+        "--no-deps",
+        f"--no-binary={name}",
+        "--python-version",
+        target.python,
+        *request.common_options(),
+        requirement,
+    )
+    if download.returncode != 0:
+        output = download.stdout
+        if MISSING.search(output):
+            raise BuildError(
+                f"pip found no wheel of {requirement} for {target}, and no sdist to build one from.\n"
+                f"{request.describe([])}\npip said:\n{decisive(seen)}"
+            )
+        raise BuildError(
+            f"{requirement} has no wheel for {target}, and pip could not prepare its sdist "
+            f"(exit {download.returncode}):\n{decisive(output)}\n"
+            + ways_out(name, requirement, target, versions)
+        )
+    sdist = next(sdists.iterdir())
+    version = sdist.name.removesuffix(".tar.gz").removesuffix(".zip").rsplit("-", 1)[1]
+    origin = {"sdist": sdist.name, "sha256": sha256_of(sdist)}
+    kept = sorted((cache / origin["sha256"]).glob("*.whl"))
+    if kept:
+        return kept[0], origin
+    wheels = sdists / "wheel"
+    # Build isolation: the sdist gets the build requirements it declares, from the index this
+    # node already uses, rather than whatever the deploy tool's own venv happens to hold.
+    built = pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(sdist), env=REPRODUCIBLE)
+    if built.returncode != 0:
+        raise BuildError(
+            f"{name} {version} has no wheel for {target}, and its sdist {sdist.name} did not build "
+            f"into a wheel here (exit {built.returncode}):\n{decisive(built.stdout)}\n"
+            + ways_out(name, f"{name}=={version}", target, versions)
+        )
+    wheel = next(wheels.glob("*.whl"))
+    if not is_pure(wheel.name):
+        raise BuildError(
+            f"{name} {version} has no wheel for {target}, and its sdist ({sdist.name}) compiles code: "
+            f"built here it gives {wheel.name}, which fits this machine, not necessarily the hosts "
+            f"(hosts never build).\n{ways_out(name, f'{name}=={version}', target, versions)}"
+        )
+    (cache / origin["sha256"]).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(wheel, cache / origin["sha256"] / wheel.name)
+    return wheel, origin
+
+
+def listing(directory: Path) -> dict[str, str]:
+    return {path.name: sha256_of(path) for path in sorted(directory.iterdir()) if path.is_file()}
+
+
 def build_wheelhouse(
     wheel: Path,
     out: Path,
@@ -192,58 +370,80 @@ def build_wheelhouse(
     requirements: Sequence[str],
     constraints: Path | None,
     refresh: bool = False,
+    find_links: Sequence[Path] = (),
 ) -> dict[str, object]:
     if not re.fullmatch(r"3\.\d+", python):
         raise BuildError(f"unsupported target Python {python!r}: expected 3.N")
+    target = Target(python, machine, glibc)
+    target_options = target.pip_options()
+    for directory in find_links:
+        if not directory.is_dir():
+            raise BuildError(f"--find-links {directory}: no such directory")
     out.mkdir(parents=True, exist_ok=True)
-    inputs = {
+    inputs: dict[str, object] = {
         "wheel": sha256_of(wheel),
         "target": [python, machine, glibc],
         "requirements": list(requirements),
         "constraints": constraints.read_text() if constraints is not None else None,
     }
+    if find_links:  # only then, so that wheelhouses recorded before the option stay valid
+        inputs["find_links"] = {str(directory): listing(directory) for directory in find_links}
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     if not refresh and (resolved := reuse(out, key)) is not None:
         return resolved
     built_from(out).unlink(missing_ok=True)
-    abi = "cp" + python.replace(".", "")
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--disable-pip-version-check",
-        "--dest",
-        str(out),
-        "--only-binary=:all:",
-        "--python-version",
-        python,
-        "--implementation",
-        "cp",
-        "--abi",
-        abi,
-        "--abi",
-        "abi3",
-        "--abi",
-        "none",
-    ]
-    for platform in pip_platforms(machine, glibc):
-        command += ["--platform", platform]
-    if constraints is not None:
-        command += ["--constraint", str(constraints)]
+    request = Request(target, [wheel.name, *requirements], constraints, list(find_links))
+    cache = out.with_name(f"{out.name}.sdist-wheels")
     # Keep only what this resolution needs: an earlier run's leftovers must not
     # change the digest or end up on a host.
-    with tempfile.TemporaryDirectory(prefix="gunship-wheelhouse-") as scratch:
-        command[command.index(str(out))] = scratch
-        run([*command, str(wheel), *requirements])
+    with tempfile.TemporaryDirectory(prefix="gunship-wheelhouse-") as scratch_name:
+        scratch = Path(scratch_name)
+        dest, local = scratch / "wheelhouse", scratch / "built"
+        local.mkdir()
+        built: dict[str, dict[str, str]] = {}
+        while True:
+            shutil.rmtree(dest, ignore_errors=True)
+            download = pip(
+                "download",
+                "--dest",
+                str(dest),
+                "--only-binary=:all:",
+                *target_options,
+                *request.common_options(),
+                f"--find-links={local}",
+                str(wheel),
+                *requirements,
+            )
+            if download.returncode == 0:
+                break
+            output = download.stdout
+            missing = MISSING.search(output)
+            if missing is None or len(built) >= 50:
+                raise BuildError(
+                    f"pip could not resolve the dependencies for {target} (exit {download.returncode}).\n"
+                    f"{request.describe(sorted(built))}\npip said:\n{decisive(output)}"
+                )
+            made, origin = wheel_from_sdist(missing.group(1), output, request, scratch, cache)
+            if made.name in built:
+                raise BuildError(
+                    f"pip could not use the wheel built here from {origin['sdist']} for {missing.group(1)}.\n"
+                    f"{request.describe(sorted(built))}\npip said:\n{decisive(output)}"
+                )
+            shutil.copy2(made, local / made.name)
+            built[made.name] = origin
         for old in out.glob("*.whl"):
             old.unlink()
-        for fresh in Path(scratch).glob("*.whl"):
+        for fresh in dest.glob("*.whl"):
             shutil.move(str(fresh), out / fresh.name)
     files = {path.name: sha256_of(path) for path in sorted(out.glob("*.whl"))}
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     (out / LOCK_NAME).write_text(hashed_requirements(files))
-    result = {"dir": str(out), "files": files, "digest": digest, "lock": LOCK_NAME}
+    built = {name: origin for name, origin in built.items() if name in files}
+    if cache.is_dir():  # what this resolution no longer needs is built again if it comes back
+        for entry in cache.iterdir():
+            if entry.name not in {origin["sha256"] for origin in built.values()}:
+                shutil.rmtree(entry)
+    result = {"dir": str(out), "files": files, "digest": digest, "lock": LOCK_NAME, "built": built}
     remember(out, key, {**files, LOCK_NAME: sha256_of(out / LOCK_NAME)}, result)
     return result
 
@@ -257,11 +457,15 @@ def hashed_requirements(files: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(command: list[str], env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
-        raise BuildError(f"{' '.join(command[:5])} ... failed (exit {result.returncode}):\n{tail}")
+def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command with its output and errors in one stream, in the order it wrote them."""
+    return subprocess.run(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+    )
+
+
+def pip(command: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "pip", command, "--disable-pip-version-check", *args], env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -279,6 +483,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     house.add_argument("--glibc", required=True)
     house.add_argument("--requirement", action="append", default=[])
     house.add_argument("--constraints", type=Path)
+    house.add_argument(
+        "--find-links",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of wheels built for the target, or of sdists, for pip besides the index",
+    )
     house.add_argument("--refresh", action="store_true", help="resolve again even if nothing changed")
     args = parser.parse_args(argv)
     try:
@@ -294,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.requirement,
                 args.constraints,
                 args.refresh,
+                [directory.resolve() for directory in args.find_links],
             )
     except BuildError as error:
         if args.errors_as_json:
