@@ -3,13 +3,14 @@
 EnvironmentFile, User or WorkingDirectory (supervisor), and for checks under them.
 
     gunship-exec [--user U] [--group G] [--env-file FILE] [--chdir DIR] [--setenv K=V ...]
-                 [--marker FILE] [--timeout SECONDS] -- COMMAND [ARG ...]
+                 [--marker FILE] [--timeout SECONDS] [--umask OCTAL] -- COMMAND [ARG ...]
 
 The environment starts empty, as a systemd service's does: PATH, LANG, the user's HOME, USER,
 LOGNAME and SHELL, then the env file's variables, then --setenv. The env file is read when the
 command starts, so a changed file takes effect at the next start, not at the next config
 reload. --chdir follows links once: a slot's link resolves to one release for the life of the
 process. --marker writes the release (the resolved directory's name) for gunship-release.
+--umask sets the file mode mask (octal, e.g. 027) before the command starts.
 Without --timeout the command replaces this process (supervisor signals Gunicorn itself).
 Standard library only.
 """
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setenv", action="append", default=[])
     parser.add_argument("--marker")
     parser.add_argument("--timeout", type=float)
+    parser.add_argument("--umask", type=lambda text: int(text, 8))
     parser.add_argument("command", nargs="+")
     args = parser.parse_args(argv)
     try:
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         env = environment(user, args.env_file, args.setenv)
         if args.user and os.geteuid() == 0:
             drop_to(user, args.group)
+        if args.umask is not None:
+            os.umask(args.umask)
         if args.chdir:
             os.chdir(args.chdir)
         if args.marker:

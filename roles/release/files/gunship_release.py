@@ -69,6 +69,9 @@ class Cycle:
     journal_lines: int
     release_marker: str
     front_scheme: str = "http"
+    # "2xx": the health path must answer 2xx. "below-500": no health path was set, so "/"
+    # answering anything but a server error (a login redirect, a 404) counts as up.
+    health_accept: str = "2xx"
     process_manager: str = "systemd"
     # supervisor only: who runs the slots, the group that may reach their sockets, and each
     # slot's log file ({slot}). systemd's units name the user and group themselves.
@@ -225,8 +228,22 @@ def http_status(connection: http.client.HTTPConnection, path: str, host: str) ->
         connection.close()
 
 
+def is_healthy(cycle: Cycle, status: int) -> bool:
+    return status < 500 if cycle.health_accept == "below-500" else 200 <= status < 300
+
+
+def health_rule(cycle: Cycle) -> str:
+    """What passes, and how to change it: printed with every failed health check."""
+    if cycle.health_accept == "below-500":
+        return (
+            f"app_health_path is not set, so any answer below 500 from {cycle.health_path} passes; "
+            "set app_health_path to a path that answers 2xx when the app is up (e.g. /healthz)"
+        )
+    return f"app_health_path {cycle.health_path} must answer 2xx"
+
+
 def wait_healthy(cycle: Cycle, slot: str) -> None:
-    """The health path answers 2xx over the slot's own socket within health_timeout."""
+    """The health path passes (is_healthy) over the slot's own socket within health_timeout."""
     deadline = time.monotonic() + cycle.health_timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -234,15 +251,16 @@ def wait_healthy(cycle: Cycle, slot: str) -> None:
             status = http_status(
                 UnixHTTPConnection(cycle.socket_of(slot), 5), cycle.health_path, cycle.health_host
             )
-            if 200 <= status < 300:
+            if is_healthy(cycle, status):
                 return
             last = f"HTTP {status}"
         except OSError as error:
             last = str(error)
         time.sleep(0.5)
     raise CycleError(
-        f"slot {slot} did not pass the health check: GET {cycle.health_path} over "
-        f"{cycle.socket_of(slot)} gave {last} within {cycle.health_timeout:g} s\n"
+        f"slot {slot} did not pass the health check: GET {cycle.health_path} (Host: {cycle.health_host}) "
+        f"over {cycle.socket_of(slot)} gave {last} within {cycle.health_timeout:g} s "
+        f"({health_rule(cycle)})\n"
         f"{cycle.manager.log_tail(slot, cycle.journal_lines)}"
     )
 
@@ -272,12 +290,12 @@ def front_connection(cycle: Cycle) -> http.client.HTTPConnection:
 
 
 def front_healthy(cycle: Cycle, tries: int = 10) -> str | None:
-    """None when the health path answers 2xx through Nginx; else what it answered."""
+    """None when the health path passes (is_healthy) through Nginx; else what it answered."""
     last = "no answer"
     for _ in range(tries):
         try:
             status = http_status(front_connection(cycle), cycle.health_path, cycle.health_host)
-            if 200 <= status < 300:
+            if is_healthy(cycle, status):
                 return None
             last = f"HTTP {status}"
         except OSError as error:
@@ -524,7 +542,14 @@ def live_state(cycle: Cycle) -> dict[str, Any]:
     record: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         record = json.loads((cycle.root / "current" / "release.json").read_text())
-    return {"live_slot": cycle.live_slot() or "", "live_release": record}
+    # Every release that may be switched to again: a redeploy of an identical build goes back
+    # to one of these instead of installing the same files as a new release.
+    reusable = [
+        {"id": rid} | {key: rec.get(key) for key in ("wheel_sha256", "wheelhouse_digest")}
+        for rid, rec in cycle.records().items()
+        if not rec.get("failed")
+    ]
+    return {"live_slot": cycle.live_slot() or "", "live_release": record, "releases": reusable}
 
 
 def audit(cycle: Cycle, **entry: Any) -> None:
