@@ -56,6 +56,38 @@ def fetch_port(port: int, path: str, host_header: str = "localhost") -> Answer:
         connection.close()
 
 
+def post_form(
+    port: int, path: str, host_header: str, fields: dict[str, str], files: dict[str, tuple[str, bytes]]
+) -> Answer:
+    """POST a multipart form (fields, and files as name -> (filename, content)) on loopback."""
+    boundary = secrets_module.token_hex(16)
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts += [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+        for name, (filename, content) in files.items()
+    ]
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        connection.request(
+            "POST",
+            path,
+            body=body,
+            headers={"Host": host_header, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        response = connection.getresponse()
+        text = response.read().decode()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, text)
+    finally:
+        connection.close()
+
+
 def playbook(name: str, inventory: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
     """Run playbooks/<name> against `inventory`, as a user would."""
     command = [str(BIN / "ansible-playbook"), f"playbooks/{name}", "-i", inventory, *args]
@@ -307,6 +339,7 @@ def example_settings(root: Path, **overrides: object) -> dict[str, object]:
         "app_source": str(PROJECT / "examples" / "flaskapp"),
         "app_wsgi": "gunship_example:create_app()",
         "app_static_dir": "gunship_example/static",
+        "app_health_path": "/healthz",
         "app_server_names": ["localhost", "127.0.0.1"],
         "release_build_dir": str(root / "build"),
         **overrides,
