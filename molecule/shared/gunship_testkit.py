@@ -91,7 +91,12 @@ def post_form(
 def playbook(name: str, inventory: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
     """Run playbooks/<name> against `inventory`, as a user would."""
     command = [str(BIN / "ansible-playbook"), f"playbooks/{name}", "-i", inventory, *args]
-    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"), "ANSIBLE_NOCOLOR": "1"}
+    env = {
+        **os.environ,
+        "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
+        "ANSIBLE_CONNECTION_PLUGINS": str(PROJECT / "plugins" / "connection"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
     return subprocess.run(
         command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
