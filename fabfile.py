@@ -1,4 +1,4 @@
-"""Day-two commands over SSH, on the hosts of an Ansible inventory: `fab --list`.
+"""Day-two commands over SSH (or `podman exec`), on the hosts of an Ansible inventory: `fab --list`.
 
     fab releases                 fab status
     fab rollback [--to RELEASE]  fab scale --workers=+2
@@ -6,7 +6,9 @@
 
 Each runs gunship-release on the hosts (installed by the release role), so a rollback here is
 the same gated switch a playbook makes. Hosts, users, ports and app_name come from the
-inventory exactly as Ansible sees them (`ansible-inventory --list`).
+inventory exactly as Ansible sees them (`ansible-inventory --list`). A host Ansible reaches
+through podman (`ansible_connection: containers.podman.podman`, as in inventories/local) is
+reached through `podman exec` as root, like Ansible does.
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ PROJECT = Path(__file__).resolve().parent
 DEFAULT_INVENTORY = os.environ.get("GUNSHIP_INVENTORY", "inventories/prod")
 APP_GROUP = os.environ.get("GUNSHIP_APP_GROUP", "app")
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gunship"
+# ansible_connection values fab speaks: Fabric's SSH for Ansible's SSH plugins, `podman exec` for
+# podman's (ansible_host, else the inventory name, is the container).
+SSH_CONNECTIONS = {
+    "ssh",
+    "smart",
+    "paramiko",
+    "paramiko_ssh",
+    "ansible.builtin.ssh",
+    "ansible.builtin.paramiko_ssh",
+}
+PODMAN_CONNECTIONS = {"podman", "containers.podman.podman"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,8 @@ class Target:
     key: str | None
     app: str
     become_password: str | dict | None = None  # a dict: still vault-encrypted
+    connection: str = "ssh"  # or "podman"
+    podman: str = "podman"  # the podman executable, for the podman connection
 
 
 def inventory_targets(inventory: dict, group: str = APP_GROUP) -> list[Target]:
@@ -65,6 +80,13 @@ def inventory_targets(inventory: dict, group: str = APP_GROUP) -> list[Target]:
         if not app:
             raise Exit(f"{host}: app_name is not set in the inventory; fab needs it to know the app")
         port = hv.get("ansible_port") or hv.get("ansible_ssh_port")
+        connection = hv.get("ansible_connection", "ssh")
+        if connection not in SSH_CONNECTIONS | PODMAN_CONNECTIONS:
+            raise Exit(
+                f"{host} uses the {connection} connection: fab reaches hosts over SSH, or through"
+                " `podman exec` for the podman connection. Use ansible-playbook for this host."
+            )
+        podman = connection in PODMAN_CONNECTIONS
         targets.append(
             Target(
                 name=host,
@@ -74,6 +96,8 @@ def inventory_targets(inventory: dict, group: str = APP_GROUP) -> list[Target]:
                 key=hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file"),
                 app=app,
                 become_password=hv.get("ansible_become_password") or hv.get("ansible_become_pass"),
+                connection="podman" if podman else "ssh",
+                podman=hv.get("ansible_podman_executable", "podman"),
             )
         )
     if not targets:
@@ -129,7 +153,7 @@ def cached_targets(path: Path) -> list[Target]:
     files = inventory_files(path) if path.exists() else None
     if files is None or os.environ.get("GUNSHIP_FAB_CACHE", "1") == "0":
         return read_targets(path)
-    cache = CACHE_DIR / f"inventory-{cache_key(path, files)}.json"
+    cache = CACHE_DIR / f"inventory-v2-{cache_key(path, files)}.json"  # v2: with the connection
     try:
         return [Target(**row) for row in json.loads(cache.read_text())]
     except (OSError, ValueError, TypeError):
@@ -194,18 +218,31 @@ def as_root(conn: Connection, command: str, **kwargs: object) -> Result:
     return runner(command, **kwargs)
 
 
+def run_as_root(target: Target, argv: list[str]) -> tuple[int, str, str]:
+    """Run `argv` on the host as root (over SSH through sudo unless we log in as root, or through
+    `podman exec`): (exit status, stdout, stderr)."""
+    if target.connection == "podman":
+        # podman exec runs as the container's root, as Ansible's podman connection does.
+        try:
+            run = subprocess.run(
+                [target.podman, "exec", target.address, *argv], capture_output=True, text=True, check=False
+            )
+        except FileNotFoundError:
+            raise Exit(f"{target.name} uses the podman connection, but {target.podman} is missing") from None
+        return run.returncode, run.stdout, run.stderr
+    with connect(target) as conn:
+        result = as_root(conn, shlex.join(argv), hide=True, warn=True)
+    return result.exited, result.stdout, result.stderr
+
+
 def on_hosts(inventory: str, host: str | None, *args: str) -> list[tuple[Target, str]]:
-    """Run `gunship-release APP ARGS` on each host (as root via sudo unless we are root)."""
+    """Run `gunship-release APP ARGS` on each host, as root (see run_as_root)."""
     outputs = []
     for target in load_targets(inventory, host):
-        command = shlex.join(["gunship-release", target.app, *args])
-        with connect(target) as conn:
-            result = as_root(conn, command, hide=True, warn=True)
-        if result.exited != 0:
-            raise Exit(
-                f"{target.name}: {result.stderr.strip() or result.stdout.strip()}", code=result.exited or 1
-            )
-        outputs.append((target, result.stdout.strip()))
+        exited, stdout, stderr = run_as_root(target, ["gunship-release", target.app, *args])
+        if exited != 0:
+            raise Exit(f"{target.name}: {stderr.strip() or stdout.strip()}", code=exited or 1)
+        outputs.append((target, stdout.strip()))
     return outputs
 
 

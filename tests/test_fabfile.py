@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from invoke import Context
 from invoke.exceptions import Exit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -151,3 +152,57 @@ def test_a_vaulted_become_password_without_the_vault_password_is_refused_by_name
         Exit, match=r"web1: ansible_become_password is vault-encrypted.*ANSIBLE_VAULT_PASSWORD_FILE"
     ):
         fabfile.connect(target)
+
+
+def podman_inventory(root: Path, podman: Path) -> Path:
+    """An inventory like inventories/local: one container reached through the podman connection,
+    with a stand-in podman that records its arguments and answers as gunship-release would."""
+    (root / "group_vars").mkdir(parents=True, exist_ok=True)
+    (root / "group_vars" / "app.yml").write_text("app_name: shop\n")
+    (root / "hosts.yml").write_text(
+        "app:\n  hosts:\n    shop-box:\n      ansible_connection: containers.podman.podman\n"
+        f"      ansible_podman_executable: {podman}\n"
+    )
+    return root
+
+
+def fake_podman(tmp_path: Path) -> tuple[Path, Path]:
+    calls = tmp_path / "podman-calls"
+    podman = tmp_path / "podman"
+    podman.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$*" >> {calls}\n'
+        """echo '{"was_locked": true, "holder": "ci@build1", "since": "20261121T153000Z"}'\n"""
+    )
+    podman.chmod(0o755)
+    return podman, calls
+
+
+def test_a_host_behind_the_podman_connection_is_reached_through_podman_exec(
+    tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    podman, calls = fake_podman(tmp_path)
+    inventory = podman_inventory(tmp_path / "inv", podman)
+    [target] = fabfile.load_targets(str(inventory), None)
+    assert (target.name, target.address, target.connection) == ("shop-box", "shop-box", "podman")
+
+    fabfile.unlock(Context(), inventory=str(inventory), dry=True)
+
+    assert calls.read_text() == "exec shop-box gunship-release shop unlock --dry-run\n"
+    assert capsys.readouterr().out == "shop-box: is locked by ci@build1 since 20261121T153000Z\n"
+
+
+def test_the_sandbox_inventory_is_read_as_a_podman_host(cache_dir: Path) -> None:
+    [target] = fabfile.load_targets("inventories/local", None)
+    assert (target.name, target.connection) == ("gunship-demo", "podman")
+
+
+def test_a_connection_fab_does_not_speak_is_refused_by_name() -> None:
+    inventory = {
+        "_meta": {"hostvars": {"box": {"app_name": "shop", "ansible_connection": "community.docker.docker"}}},
+        "app": {"hosts": ["box"]},
+    }
+    with pytest.raises(
+        Exit, match=r"box uses the community\.docker\.docker connection: fab reaches hosts over SSH"
+    ):
+        fabfile.inventory_targets(inventory)
