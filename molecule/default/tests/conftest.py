@@ -60,12 +60,33 @@ __all__ = [
     "worker_pids",
 ]
 
+
+def hosts_from_env(spec: str) -> dict[str, tuple[int, int]]:
+    """GUNSHIP_TEST_HOSTS="NAME=HTTP:HTTPS,...": containers of one's own (already deployed, with
+    the scenario's settings, Nginx published on those loopback ports) instead of the scenario's,
+    for running a test module against them without molecule; MOLECULE_INVENTORY_FILE names their
+    inventory (GUNSHIP_PROCESS_MANAGER=supervisor when they run under supervisor):
+
+        GUNSHIP_TEST_HOSTS=mybox=18191:18446 MOLECULE_INVENTORY_FILE=/tmp/inv \
+            .venv/bin/pytest molecule/default/tests/test_bad_input.py
+    """
+    hosts = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, ports = item.partition("=")
+        http, _, https = ports.partition(":")
+        hosts[name] = (int(http), int(https or 0))
+    return hosts
+
+
 # These tests also verify the supervisor scenario (its molecule.yml points here). Container
 # name -> the loopback ports its Nginx is published on (HTTP, HTTPS), per scenario.
-SCENARIO_PORTS = {
-    "default": {"gunship-default-bookworm": (18081, 18443), "gunship-default-trixie": (18082, 18444)},
-    "supervisor": {"gunship-supervisor-trixie": (18083, 18445)},
-}[os.environ.get("MOLECULE_SCENARIO_NAME", "default")]
+SCENARIO_PORTS = (
+    hosts_from_env(os.environ.get("GUNSHIP_TEST_HOSTS", ""))
+    or {
+        "default": {"gunship-default-bookworm": (18081, 18443), "gunship-default-trixie": (18082, 18444)},
+        "supervisor": {"gunship-supervisor-trixie": (18083, 18445)},
+    }[os.environ.get("MOLECULE_SCENARIO_NAME", "default")]
+)
 PORTS = {name: http for name, (http, _) in SCENARIO_PORTS.items()}
 TLS_PORTS = {name: https for name, (_, https) in SCENARIO_PORTS.items()}
 HOSTS = [f"podman://{name}" for name in PORTS]
