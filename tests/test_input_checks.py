@@ -181,6 +181,8 @@ OTHER_BAD = {
     "app_static_dir": "",
     "app_static_collect": ["collectstatic"],
     "app_env": ["SECRET=in a list"],
+    "app_process_manager": "supervisor",  # the supervisor role's checks join in
+    "supervisor_stop_margin": 0,
 }
 OTHER_EXPECTED = {
     "bad server name": 'nginx: app_server_names (nginx_server_names) has ["bad name"]: each name must be',
@@ -190,6 +192,7 @@ OTHER_EXPECTED = {
         'release: app_static_collect (release_static_collect) is ["collectstatic"]: set it to a shell command'
     ),
     "environment not a mapping": "release: app_env (release_env) is not a mapping",
+    "supervisor's stop margin": "supervisor: supervisor_stop_margin is 0: set a whole number of seconds",
 }
 
 
