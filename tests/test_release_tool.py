@@ -156,3 +156,63 @@ def test_prune_keeps_the_newest_the_live_and_the_named(cycle) -> None:
     assert (cycle.releases_dir / "r4").is_dir()
     assert tool.prune(cycle, 2, ["r3"], dry_run=False) == ["r4"]
     assert sorted(path.name for path in cycle.releases_dir.iterdir()) == ["r1", "r2", "r3", "r5", "r6"]
+
+
+def serve_on_unix_socket(path: Path, status: int):
+    """An HTTP server on a unix socket that answers every GET with `status`."""
+    import socketserver
+    import threading
+    from http.server import BaseHTTPRequestHandler
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+        def get_request(self):  # BaseHTTPRequestHandler wants a (host, port) client address
+            request, _ = super().get_request()
+            return request, ("local", 0)
+
+    server = Server(str(path), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize(
+    "accept, status, healthy",
+    [("below-500", 404, True), ("below-500", 302, True), ("below-500", 502, False), ("2xx", 404, False)],
+)
+def test_without_a_health_path_any_answer_below_500_from_root_passes(
+    cycle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accept: str, status: int, healthy: bool
+) -> None:
+    monkeypatch.setattr(tool.SystemdSlots, "log_tail", lambda self, slot, lines: "(log)")
+    socket_path = tmp_path / "blue.sock"
+    server = serve_on_unix_socket(socket_path, status)
+    checked = tool.Cycle(
+        **{
+            **cycle.__dict__,
+            "socket": str(tmp_path / "{slot}.sock"),
+            "health_path": "/",
+            "health_accept": accept,
+        }
+    )
+    try:
+        if healthy:
+            tool.wait_healthy(checked, "blue")
+        else:
+            with pytest.raises(tool.CycleError) as refused:
+                tool.wait_healthy(checked, "blue")
+            message = str(refused.value)
+            assert f"gave HTTP {status}" in message
+            if accept == "below-500":
+                assert "app_health_path is not set" in message and "set app_health_path" in message
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -237,6 +237,7 @@ needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None, reason="needs ng
         {"nginx_static_root": ""},
         {"nginx_listen_ipv6": False, "nginx_http_port": 8080},
         {"nginx_app_name": "my-shop", "nginx_proxy_buffering": False},
+        {"nginx_media_root": "/srv/shop/shared/media/", "nginx_media_url": "/uploads/"},
     ],
 )
 def test_site_and_default_server_pass_nginx_t(tmp_path: Path, overrides: dict) -> None:
@@ -299,6 +300,16 @@ def test_site_carries_the_proxy_essentials() -> None:
         assert directive in site
     assert "Strict-Transport-Security" not in site  # opt-in, and only with TLS
     assert "return 444;" in render(DEFAULT_SITE, nginx_vars())
+
+
+def test_uploads_are_served_with_the_security_headers_and_a_sandbox() -> None:
+    site = render(SITE, nginx_vars(nginx_media_root="/srv/shop/shared/media/"))
+    location = site[site.index("location /media/ {") :].split("}", 1)[0]
+    assert "alias /srv/shop/shared/media/;" in location
+    assert "expires 1h;" in location
+    assert "add_header Content-Security-Policy \"frame-ancestors 'none'; sandbox\" always;" in location
+    assert 'add_header X-Content-Type-Options "nosniff" always;' in location
+    assert "location /media/" not in render(SITE, nginx_vars())
 
 
 def test_templates_say_they_are_managed() -> None:

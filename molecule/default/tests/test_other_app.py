@@ -31,6 +31,8 @@ DJANGO = {
     "app_static_collect": "django-admin collectstatic --noinput",
     "app_static_url": "/assets/",
     "app_shared_dirs": ["data", "media"],
+    # Uploads (Django's MEDIA_ROOT) served by Nginx, at /media/ by default.
+    "app_media_dir": "media",
     "app_server_names": [HOST],
     # Each host keeps its own SQLite file: the migration runs on every host, not run_once.
     "release_hooks_before_switch": [MIGRATE],
@@ -217,14 +219,28 @@ def test_the_admin_and_its_collected_css_are_served_by_nginx(deployed, nodes, na
 @pytest.mark.parametrize("name", list(PORTS))
 def test_shared_state_belongs_to_the_app_and_not_to_others(deployed, nodes, name: str) -> None:
     node = nodes[name]
-    for directory in ("data", "media"):
-        shared = node.file(f"{ROOT}/shared/{directory}")
-        assert (shared.user, shared.group, shared.mode) == (DJANGO_APP, DJANGO_APP, 0o750)
+    data, media = node.file(f"{ROOT}/shared/data"), node.file(f"{ROOT}/shared/media")
+    assert (data.user, data.group, data.mode) == (DJANGO_APP, DJANGO_APP, 0o750)
+    # Served by Nginx: the web server's group, inherited by what the app writes there.
+    assert (media.user, media.group, media.mode) == (DJANGO_APP, "www-data", 0o2750)
     database = node.file(f"{ROOT}/shared/data/db.sqlite3")
     upload = node.file(f"{ROOT}/shared/media/notes/kept.txt")
     for made_by_the_app in (database, upload):
         assert made_by_the_app.user == DJANGO_APP
         assert made_by_the_app.mode & 0o007 == 0, oct(made_by_the_app.mode)
+
+
+@pytest.mark.parametrize("name", list(PORTS))
+def test_uploads_are_served_by_nginx_as_files_that_run_nothing(deployed, nodes, name: str) -> None:
+    marker = uuid.uuid4().hex
+    upload = django(name, f"/media/notes/kept.txt?probe={marker}")
+    assert (upload.status, upload.body) == (200, "uploaded")
+    assert "sandbox" in upload.headers["content-security-policy"]
+    assert upload.headers["x-content-type-options"] == "nosniff"
+    log = nodes[name].file("/var/log/nginx/access.log").content_string
+    [line] = [line for line in log.splitlines() if f"probe={marker}" in line]
+    assert " upstream=- " in line
+    assert nodes[name].file(f"{ROOT}/shared/media/notes/kept.txt").group == "www-data"
 
 
 @pytest.mark.parametrize("name", list(PORTS))

@@ -60,3 +60,10 @@ STATIC_ROOT = os.environ.get("GUNSHIP_STATIC_ROOT")
 STATICFILES_DIRS = [Path(__file__).resolve().parent / "static"]
 # Uploads are the app's own: readable by its user and group only (Django's default is 0644).
 FILE_UPLOAD_PERMISSIONS = 0o640
+# A server error's traceback goes to the process manager's log (journal or supervisor's file).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+}
