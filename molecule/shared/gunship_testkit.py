@@ -88,8 +88,12 @@ def post_form(
         connection.close()
 
 
-def playbook(name: str, inventory: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    """Run playbooks/<name> against `inventory`, as a user would."""
+def playbook(
+    name: str, inventory: str, *args: str, timeout: int = 900, users_config: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run playbooks/<name> against `inventory`, as a user would. users_config: with the
+    project's ansible.cfg, as a user's run reads it, instead of Molecule's (the output then
+    looks as a user sees it: results printed as YAML)."""
     command = [str(BIN / "ansible-playbook"), f"playbooks/{name}", "-i", inventory, *args]
     env = {
         **os.environ,
@@ -97,6 +101,8 @@ def playbook(name: str, inventory: str, *args: str, timeout: int = 900) -> subpr
         "ANSIBLE_CONNECTION_PLUGINS": str(PROJECT / "plugins" / "connection"),
         "ANSIBLE_NOCOLOR": "1",
     }
+    if users_config:
+        env["ANSIBLE_CONFIG"] = str(PROJECT / "ansible.cfg")
     return subprocess.run(
         command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
