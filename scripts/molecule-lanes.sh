@@ -3,7 +3,7 @@
 # ports and network): on two cores the suite takes about two thirds of the time one scenario
 # after another does. Each scenario's output goes to .reports/molecule-<scenario>.log and is
 # printed when it ends; the exit status is non-zero if any scenario failed.
-#   scripts/molecule-lanes.sh "default cluster" "release supervisor"
+#   scripts/molecule-lanes.sh "default" "release supervisor cluster"
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .reports
