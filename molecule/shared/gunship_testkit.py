@@ -45,15 +45,22 @@ class Answer:
         return json.loads(self.body)
 
 
-def fetch_port(port: int, path: str, host_header: str = "localhost") -> Answer:
+def request_port(
+    port: int, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+) -> Answer:
+    """One HTTP request to 127.0.0.1:port, on a connection of its own."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
-        connection.request("GET", path, headers={"Host": host_header})
+        connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
-        body = response.read().decode()
-        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+        text = response.read().decode()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, text)
     finally:
         connection.close()
+
+
+def fetch_port(port: int, path: str, host_header: str = "localhost") -> Answer:
+    return request_port(port, "GET", path, {"Host": host_header})
 
 
 def post_form(
@@ -73,19 +80,8 @@ def post_form(
         for name, (filename, content) in files.items()
     ]
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        connection.request(
-            "POST",
-            path,
-            body=body,
-            headers={"Host": host_header, "Content-Type": f"multipart/form-data; boundary={boundary}"},
-        )
-        response = connection.getresponse()
-        text = response.read().decode()
-        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, text)
-    finally:
-        connection.close()
+    headers = {"Host": host_header, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return request_port(port, "POST", path, headers, body)
 
 
 def playbook(
