@@ -95,6 +95,7 @@ def playbook(
         **os.environ,
         "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
         "ANSIBLE_CONNECTION_PLUGINS": str(PROJECT / "plugins" / "connection"),
+        "ANSIBLE_LIBRARY": str(PROJECT / "plugins" / "modules"),
         "ANSIBLE_NOCOLOR": "1",
     }
     if users_config:
