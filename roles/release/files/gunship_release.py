@@ -13,6 +13,7 @@ runs on the host's own python3.
     gunship-release APP unlock [--dry-run]
     gunship-release APP scale (+N|-N) [--dry-run]
     gunship-release APP prune --keep N [--keep-release RELEASE ...] [--dry-run]
+    gunship-release APP install RELEASE --archive TAR --lock FILE --record JSON [--static-dir DIR]
     gunship-release APP audit --action A --outcome O [--to RELEASE] [--by WHO] [--reason TEXT]
     gunship-release APP boot              (supervisor: start the live slot when supervisord starts)
     gunship-release APP cooldown SLOT     (supervisor: stop SLOT after warm_seconds)
@@ -777,6 +778,56 @@ def prune(cycle: Cycle, keep: int, also_keep: list[str], dry_run: bool) -> list[
     return [path.name for path in removed]
 
 
+def install(
+    cycle: Cycle, release: str, archive: Path, lock: str, record: dict[str, Any], static_dir: str, python: str
+) -> dict[str, Any]:
+    """A new release in one call: its directory, the wheelhouse unpacked from `archive` (wheels/,
+    sent by the deploy), a venv without pip of its own (a release never changes once installed),
+    the app and its dependencies installed by the host's pip offline, by hash, exactly as the
+    lock file pins them; the static files linked (static_dir: relative to site-packages); the
+    record written last. A failure leaves what was made for the deploy to remove."""
+    path = cycle.releases_dir / release
+    if path.exists():
+        raise CycleError(
+            f"release_id {release!r} already exists on {socket.gethostname()} at {path}: releases are "
+            "never overwritten. Choose another id, or leave release_id empty for a timestamp."
+        )
+    path.mkdir(mode=0o755)
+    try:
+        steps = [
+            ["tar", "-C", str(path), "-xf", str(archive)],
+            [python, "-m", "venv", "--without-pip", str(path / "venv")],
+            [python, "-m", "pip", "--python", str(path / "venv" / "bin" / "python"), "install", "--no-index",
+             "--no-cache-dir", "--disable-pip-version-check", "--require-hashes", "--quiet",
+             f"--find-links={path / 'wheels'}", f"--requirement={path / 'wheels' / lock}"],
+        ]  # fmt: skip
+        for step in steps:
+            run = subprocess.run(step, capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                output = (run.stderr or run.stdout).strip()
+                raise CycleError(f"{' '.join(step)} failed (exit {run.returncode}):\n{output}")
+    finally:
+        archive.unlink(missing_ok=True)
+    if static_dir:
+        probe = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        purelib = subprocess.run(
+            [str(path / "venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        static = Path(purelib, static_dir)
+        if not static.is_dir():
+            raise CycleError(
+                f"app_static_dir (release_static_dir) is {static_dir!r}, but the release has no directory "
+                f"{static}: name a directory the app's wheel installs (its package data), relative to "
+                "site-packages."
+            )
+        (path / "static").symlink_to(static)
+    written = path / ".release.json.tmp"
+    written.write_text(json.dumps(record, indent=4, sort_keys=True) + "\n")
+    written.chmod(0o644)
+    written.replace(path / "release.json")
+    return {"changed": True, "release": release, "path": str(path)}
+
+
 def release_line(row: dict[str, Any]) -> str:
     marks = [mark for mark in ("live", "warm", "failed") if row[mark]]
     fields = [row["id"], row["version"], row["deployed_at"], row["deployed_by"], *marks]
@@ -870,6 +921,13 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--keep", type=int, required=True)
     pr.add_argument("--keep-release", action="append", default=[], help="never remove this one")
     pr.add_argument("--dry-run", action="store_true")
+    ins = commands.add_parser("install")
+    ins.add_argument("release")
+    ins.add_argument("--archive", type=Path, required=True, help="the wheelhouse as a tar of wheels/")
+    ins.add_argument("--lock", required=True, help="the lock file's name in wheels/")
+    ins.add_argument("--record", type=json.loads, required=True, help="release.json's content, as JSON")
+    ins.add_argument("--static-dir", default="")
+    ins.add_argument("--python", default="/usr/bin/python3")
     aud = commands.add_parser("audit")
     for flag in ("--action", "--outcome"):
         aud.add_argument(flag, required=True)
@@ -940,6 +998,11 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         print(cooldown(cycle, args.slot))
     elif args.command == "scale":
         print(scale(cycle, args.workers, args.dry_run))
+    elif args.command == "install":
+        made = install(
+            cycle, args.release, args.archive, args.lock, args.record, args.static_dir, args.python
+        )
+        print(json.dumps(made))
     elif args.command == "prune":
         removed = prune(cycle, args.keep, args.keep_release, args.dry_run)
         print(json.dumps({"removed": removed, "dry_run": args.dry_run}))
