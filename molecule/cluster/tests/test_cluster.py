@@ -1,9 +1,10 @@
 """A load balancer in front of two app hosts, as a user of the cluster sees it: every request
-through the balancer is answered, by either host; a rolling deploy moves one host at a time
-without failing a request, and runs its hooks in order, a run_once hook (a migration) on the
-first host only; a host whose Gunicorn stops costs no request; a release that fails
-its gate on the first host never reaches the second; `fab` rolls back every app host in turn,
-or acts on one. The tests build on each other, in file order."""
+through the balancer is answered, by either host; a rolling deploy stages the release on both
+hosts, then switches one host at a time without failing a request, and runs its hooks in order,
+a run_once hook (a migration) on the first host only; a host whose Gunicorn stops costs no
+request; a release that fails staging on one host switches no host; a release that fails its
+gate on the first host never reaches the second, which withdraws it; `fab` rolls back every app
+host in turn, or acts on one. The tests build on each other, in file order."""
 
 from __future__ import annotations
 
@@ -45,9 +46,13 @@ def tail(run) -> str:
     return (run.stdout + run.stderr)[-3000:]
 
 
-def deploy_plays(run) -> int:
-    """How many batches the deploy play ran: Ansible names the play once per batch."""
-    return run.stdout.count("PLAY [Deploy the app]")
+def switch_batches(run) -> int:
+    """How many batches the switch play ran: Ansible names the play once per batch."""
+    return run.stdout.count("PLAY [Switch to the release in batches]")
+
+
+def unlocked(node) -> bool:
+    return not node.file("/srv/gunship-example/deploy.lock").exists
 
 
 def test_requests_through_the_load_balancer_reach_both_app_hosts() -> None:
@@ -112,7 +117,8 @@ def test_a_rolling_deploy_moves_one_host_at_a_time_and_fails_no_request(apps, in
         run = deploy(inventory, "--extra-vars", json.dumps({"app_source": str(v2), **HOOKS}))
     assert run.returncode == 0, tail(run)
     assert load.failures == [], load.failures[:10]
-    assert deploy_plays(run) == len(APP_HOSTS)
+    assert run.stdout.count("PLAY [Stage the release on every app host]") == 1
+    assert switch_batches(run) == len(APP_HOSTS)
     # While the second host still ran the old release, the first already served the new one.
     assert load.versions[before[APP_HOSTS[0]]] > 0 and load.versions["2.0.0"] > 0
     records = [live_record(node) for node in apps.values()]
@@ -141,6 +147,32 @@ def test_with_one_app_hosts_gunicorn_stopped_every_request_is_answered(apps) -> 
     assert eventually(lambda: first in served_by(4), seconds=40)
 
 
+def test_a_release_failing_staging_on_one_host_switches_no_host(
+    apps, inventory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    first, second = APP_HOSTS
+    before = {name: live_record(node)["id"] for name, node in apps.items()}
+    marker = f"/etc/gunship-test-refuse-{secrets.token_hex(4)}"
+    apps[second].check_output(f"touch {marker}")  # the second host's hook fails, the first's passes
+    refuse = {"release_hooks_before_switch": [{"name": "check", "command": f"test ! -e {marker}"}]}
+    v3 = versioned_source(tmp_path_factory.mktemp("v3-staging"), "3.0.0")
+    try:
+        with LoadLoop([LB_PORT], threads_per_port=4) as load:
+            run = deploy(inventory, "--extra-vars", json.dumps({"app_source": str(v3), **refuse}))
+    finally:
+        apps[second].check_output(f"rm -f {marker}")
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert f"staging failed on {second}" in output, tail(run)
+    assert "PLAY [Configure the load balancers]" not in run.stdout
+    assert {name: live_record(node)["id"] for name, node in apps.items()} == before
+    for name, node in apps.items():
+        assert "3.0.0" not in release_versions(node).values(), name  # staged, then withdrawn
+        assert unlocked(node), name
+    assert load.failures == [], load.failures[:10]
+    assert set(load.versions) == {"2.0.0"}
+
+
 def test_a_release_failing_its_gate_on_the_first_host_never_reaches_the_second(
     apps, inventory, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -149,13 +181,15 @@ def test_a_release_failing_its_gate_on_the_first_host_never_reaches_the_second(
     v3 = versioned_source(tmp_path_factory.mktemp("v3"), "3.0.0", fail_health)
     with LoadLoop([LB_PORT], threads_per_port=4) as load:
         run = deploy(inventory, "--extra-vars", json.dumps({"app_source": str(v3)}))
+    output = run.stdout + run.stderr
     assert run.returncode != 0
-    assert "did not pass the health check" in run.stdout + run.stderr, tail(run)
-    assert deploy_plays(run) == 1  # the second batch never started
+    assert "did not pass the health check" in output, tail(run)
+    assert f"the rollout stopped at {first}" in output, tail(run)
     assert "PLAY [Configure the load balancers]" not in run.stdout
     assert {name: live_record(node)["id"] for name, node in apps.items()} == before
-    assert "3.0.0" not in release_versions(apps[first]).values()  # removed after the gate
-    assert "3.0.0" not in release_versions(apps[second]).values()  # never built there
+    for name, node in apps.items():
+        assert "3.0.0" not in release_versions(node).values(), name  # removed, or withdrawn unswitched
+        assert unlocked(node), name
     assert load.failures == [], load.failures[:10]
     assert set(load.versions) == {"2.0.0"}
 
