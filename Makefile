@@ -19,7 +19,7 @@ help:
 	@echo "make bench     the whole benchmark, then docs/benchmarks.md with plots (QUICK=1: minutes)"
 	@echo "make bench-release   fab rollback and switch timings on the release scenario's container"
 	@echo "make bench-slow      slow clients against Gunicorn directly and through Nginx"
-	@echo "make bench-cluster   deploy time for 1, 2 and 4 app hosts behind a load balancer"
+	@echo "make bench-cluster   deploy time for 1, 2, 4 and 8 app hosts behind a load balancer"
 
 host:
 	scripts/host-setup.sh

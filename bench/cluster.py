@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Deploy time against the number of app hosts: 1, 2 and 4 behind one load balancer.
+"""Deploy time against the number of app hosts: 1, 2, 4 and 8 behind one load balancer.
 
-    bench/cluster.py [--hosts 1 2 4] [--rounds 2] [--out bench/results/cluster.json]
+    bench/cluster.py [--hosts 1 2 4 8] [--rounds 1] [--out bench/results/cluster.json]
 
 For each count, a fresh cluster of Debian 13 containers with systemd and an SSH server on one
 podman network (`gunship-bench-cluster`: a load balancer and the app hosts), reached over SSH
@@ -10,11 +10,15 @@ order, `rounds` times over:
 
     first          the first deploy onto the fresh cluster (rolling, one app host at a time)
     noop           the same release again: nothing changes
-    rolling        a new release, one app host at a time (the default with load balancers)
+    rolling        a new release, one app host at a time (the default with load balancers),
+                   under a load loop through the load balancer (its failed requests are kept)
     all_at_once    a new release on every app host at once (-e gunship_serial=100%)
 
 Each is the wall time of `ansible-playbook playbooks/deploy.yml`, the load balancer's play
-included. Not a test: it asserts nothing; it writes what it measured.
+included. The release is staged on every app host at once and only the switch runs in
+batches, so `rolling` is about `all_at_once` plus one switch per further host: the per-host
+switch time is (rolling - all_at_once) / (hosts - 1). Not a test: it asserts nothing; it
+writes what it measured, with the ratios to one host.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
-from gunship_testkit import cluster_inventory, playbook, versioned_source  # noqa: E402  (path set above)
+from gunship_testkit import LoadLoop, cluster_inventory, playbook, versioned_source  # noqa: E402  (path set above)
 from release_cycle import deploy_key, machine, ready_host, spread  # noqa: E402  (beside this file)
 
 IMAGE = "localhost/gunship-debian:trixie"
@@ -106,8 +110,8 @@ def timed_deploy(inventory: str, source: Path, *args: str) -> tuple[float, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--hosts", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", default="bench/results/cluster.json")
     args = parser.parse_args()
     started_with = machine()
@@ -123,6 +127,7 @@ def main() -> int:
         for count in args.hosts:
             times: dict[str, list[float]] = {step: [] for step in steps}
             changed: dict[str, str] = {}
+            load_seen = {"requests": 0, "failed": 0}
             for round_no in range(args.rounds):
                 inventory = fresh_cluster(count)
                 for step, source, extra in (
@@ -131,15 +136,34 @@ def main() -> int:
                     ("rolling", v2, ()),
                     ("all_at_once", v3, ("-e", "gunship_serial=100%")),
                 ):
-                    seconds, changed[step] = timed_deploy(inventory, source, *extra)
+                    if step == "rolling":
+                        with LoadLoop([LB_HTTP_PORT], threads_per_port=4) as load:
+                            seconds, changed[step] = timed_deploy(inventory, source, *extra)
+                        load_seen["requests"] += load.requests
+                        load_seen["failed"] += len(load.failures)
+                        print(
+                            f"  under load: {load.requests} requests, {len(load.failures)} failed", flush=True
+                        )
+                    else:
+                        seconds, changed[step] = timed_deploy(inventory, source, *extra)
                     times[step].append(seconds)
                     print(f"{count} app host(s), round {round_no + 1}: {step} {seconds:.1f} s", flush=True)
-            results[str(count)] = {step: spread(times[step]) for step in steps} | {"changed": changed}
+            results[str(count)] = {step: spread(times[step]) for step in steps} | {
+                "changed": changed,
+                "rolling_load": load_seen,
+            }
     finally:
         remove_all()
 
+    one = results.get("1")
+    ratios = {
+        count: {step: round(row[step]["median"] / one[step]["median"], 2) for step in steps}
+        for count, row in results.items()
+        if one
+    }
     out = {
         "command": " ".join(["bench/cluster.py", *sys.argv[1:]]),
+        "ratios_to_one_host": ratios,
         "machine": started_with,
         "image": IMAGE,
         "rounds": args.rounds,

@@ -375,13 +375,24 @@ def cluster(data: dict, docs: Path) -> list[str]:
             + ", ".join(f"{x:.2f}" for x in data["machine"]["load_average_at_start"])
             + " (the cores are shared: compare the rows, not the machines).",
         ],
-        "Deploy wall time for 1, 2 and 4 app hosts",
+        "Deploy wall time for " + ", ".join(counts) + " app hosts",
         image,
-        ["app hosts", *CLUSTER_STEPS.values()],
+        ["app hosts", *CLUSTER_STEPS.values(), "failed / requests during the rolling deploy"],
     )
     for n in counts:
         row = data["app_hosts"][n]
-        lines.append(f"| {n} | " + " | ".join(span(row[step]) + " s" for step in CLUSTER_STEPS) + " |")
+        load = row.get("rolling_load", {})
+        seen = f"{load['failed']} / {load['requests']}" if load else "not measured"
+        lines.append(
+            f"| {n} | " + " | ".join(span(row[step]) + " s" for step in CLUSTER_STEPS) + f" | {seen} |"
+        )
+    ratios = data.get("ratios_to_one_host")
+    if ratios:
+        lines += ["", "Median against one app host, in the same run:", ""]
+        lines.append("| app hosts | " + " | ".join(CLUSTER_STEPS.values()) + " |")
+        lines.append("| --- " * (len(CLUSTER_STEPS) + 1) + "|")
+        for n in counts:
+            lines.append(f"| {n} | " + " | ".join(f"{ratios[n][step]:.2f}x" for step in CLUSTER_STEPS) + " |")
     lines.append("")
     return lines
 
