@@ -9,7 +9,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 PYTHON ?= python3
 DISTROS := bookworm trixie
 
-.PHONY: help host venv images demo demo-down test unit lint molecule bench bench-tools bench-release bench-slow bench-cluster clean
+.PHONY: help host venv images demo demo-down test unit lint molecule bench bench-tools bench-release bench-slow bench-cluster bench-speed clean
 
 help:
 	@echo "make demo      set up, start the sandbox container, deploy the example app"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-release   fab rollback and switch timings on the release scenario's container"
 	@echo "make bench-slow      slow clients against Gunicorn directly and through Nginx"
 	@echo "make bench-cluster   deploy time for 1, 2, 4 and 8 app hosts behind a load balancer"
+	@echo "make bench-speed BASELINE=REV   one host's deploy time, this tree beside revision REV"
 
 host:
 	scripts/host-setup.sh
@@ -80,6 +81,12 @@ bench-release: host venv images
 
 bench-cluster: bench-tools images
 	python bench/cluster.py
+	python bench/report.py
+
+# One host's no-op and new-release deploy, this tree beside BASELINE (a git revision).
+BASELINE ?= HEAD~1
+bench-speed: bench-tools images
+	python bench/deploy_speed.py --baseline $(BASELINE)
 	python bench/report.py
 
 bench-slow: bench-tools images

@@ -3,9 +3,9 @@
 
     bench/report.py [--results bench/results] [--docs docs]
 
-Reads what bench/stack.py, bench/release_cycle.py and bench/cluster.py wrote; sections whose
-results are missing are left out. Every figure is a median with its min-max spread, every
-comparison a ratio of configurations measured side by side in the same run.
+Reads what bench/stack.py, bench/release_cycle.py, bench/cluster.py and bench/deploy_speed.py
+wrote; sections whose results are missing are left out. Every figure is a median with its
+min-max spread, every comparison a ratio of configurations measured side by side in the same run.
 """
 
 from __future__ import annotations
@@ -397,6 +397,30 @@ def cluster(data: dict, docs: Path) -> list[str]:
     return lines
 
 
+def deploy_speed(data: dict) -> list[str]:
+    """One host's no-op and new-release deploy, this tree beside an earlier revision."""
+    seconds, ratio = data["seconds"], data["ratio_this_to_baseline"]
+    lines = [
+        "## One host's deploy time, beside an earlier revision",
+        "",
+        f"`{data['command']}`: revision {data['baseline']} and {data['this']} deploy the example app into",
+        "a container each (podman connection), alternating, "
+        f"{data['rounds']} round(s). Load average at start: "
+        + ", ".join(f"{x:.2f}" for x in data["machine"]["load_average_at_start"])
+        + ". The no-op runs' recaps: "
+        + "; ".join(f"{label} changed={','.join(recaps)}" for label, recaps in data["noop_changed"].items())
+        + ".",
+        "",
+        f"| step | {data['baseline']} | {data['this']} | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for step, label in (("noop", "No-op redeploy"), ("release", "New release")):
+        before, after = span(seconds["baseline"][step]), span(seconds["this"][step])
+        lines.append(f"| {label} | {before} s | {after} s | {ratio[step]:.2f}x |")
+    lines.append("")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(PROJECT / "bench" / "results"))
@@ -445,6 +469,9 @@ def main() -> int:
     cluster_file = results / "cluster.json"
     if cluster_file.exists():
         lines += cluster(json.loads(cluster_file.read_text()), docs)
+    speed_file = results / "deploy_speed.json"
+    if speed_file.exists():
+        lines += deploy_speed(json.loads(speed_file.read_text()))
     out = docs / "benchmarks.md"
     out.write_text("\n".join(line for line in lines if line is not None).rstrip() + "\n")
     print(f"written: {out}")
