@@ -66,6 +66,14 @@ def test_a_second_run_changes_nothing(tmp_path: Path) -> None:
     assert second["changed_paths"] == []
 
 
+def test_a_directory_gets_its_missing_parents(tmp_path: Path) -> None:
+    leaf = tmp_path / "usr" / "local" / "libexec" / "gunship"
+    result = ensure(tmp_path, [{"path": str(leaf), "state": "directory", "mode": "0750"}])
+    assert result["changed_paths"] == [str(leaf)]
+    assert mode_of(leaf) == 0o750
+    assert mode_of(leaf.parent) == 0o755
+
+
 def test_only_what_differs_changes(tmp_path: Path) -> None:
     conf, other = tmp_path / "a.conf", tmp_path / "b.conf"
     files = [{"path": str(conf), "content": "one\n"}, {"path": str(other), "content": "two\n"}]

@@ -96,6 +96,8 @@ def ensure_directory(entry: dict[str, Any], check: bool) -> tuple[bool, dict[str
         st = os.lstat(path)
     except FileNotFoundError:
         if not check:
+            # Missing parents as `mkdir -p` makes them (root's, 0755), as Ansible's file module does.
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
             os.mkdir(path, 0o700)
             os.chown(path, uid, gid)
             os.chmod(path, mode)
