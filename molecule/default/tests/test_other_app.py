@@ -45,7 +45,10 @@ DJANGO = {
         "DJANGO_ALLOWED_HOSTS": HOST,
     },
 }
-FAILING_HOOK = {"name": "Reach the payment gateway", "command": "echo 'gateway unreachable' >&2; exit 3"}
+FAILING_HOOK = {
+    "name": "Reach the payment gateway",
+    "command": "printf 'connecting\\tport 443\\n' >&2; echo 'gateway unreachable' >&2; exit 3",
+}
 
 
 def with_settings(**changes: object) -> str:
@@ -185,12 +188,13 @@ def test_a_failed_first_deploy_leaves_no_site_and_no_lock(first_hook_failed, nod
     assert run.returncode != 0
     text = output(run)
     assert 'The hook "Reach the payment gateway" of release_hooks_before_switch failed' in text
-    assert "It ran `echo 'gateway unreachable' >&2; exit 3` as gunship-django:gunship-django" in text
+    assert f"It ran `{FAILING_HOOK['command']}` as gunship-django:gunship-django" in text
     assert "gateway unreachable" in text
     # Printed as lines, not as one quoted string full of \n, wherever the report appears.
     reports = re.findall(r"Its last lines:(.*?)gateway unreachable", text, flags=re.DOTALL)
     assert reports
-    assert all("\\n" not in report for report in reports), reports
+    assert all("\\n" not in report and "\\t" not in report for report in reports), reports
+    assert all("connecting    port 443" in report for report in reports), reports
     for name, node in nodes.items():
         assert lock_is_free(node), node.check_output(f"cat {ROOT}/deploy.lock")
         assert not site_enabled(node)
