@@ -150,7 +150,7 @@ def test_with_one_app_hosts_gunicorn_stopped_every_request_is_answered(apps) -> 
 def test_a_release_failing_staging_on_one_host_switches_no_host(
     apps, inventory, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    first, second = APP_HOSTS
+    second = APP_HOSTS[1]
     before = {name: live_record(node)["id"] for name, node in apps.items()}
     marker = f"/etc/gunship-test-refuse-{secrets.token_hex(4)}"
     apps[second].check_output(f"touch {marker}")  # the second host's hook fails, the first's passes
@@ -176,7 +176,7 @@ def test_a_release_failing_staging_on_one_host_switches_no_host(
 def test_a_release_failing_its_gate_on_the_first_host_never_reaches_the_second(
     apps, inventory, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    first, second = APP_HOSTS
+    first = APP_HOSTS[0]
     before = {name: live_record(node)["id"] for name, node in apps.items()}
     v3 = versioned_source(tmp_path_factory.mktemp("v3"), "3.0.0", fail_health)
     with LoadLoop([LB_PORT], threads_per_port=4) as load:
