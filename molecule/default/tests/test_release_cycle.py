@@ -53,3 +53,27 @@ def test_pruning_keeps_the_live_and_previous_releases(second_release, nodes, tmp
         assert sorted(release_versions(node).values()) == ["1.1.0", "1.2.0"]
         assert live_record(node)["version"] == "1.2.0"
         assert fetch(name, "/version").json()["version"] == "1.2.0"
+
+
+def test_check_mode_shows_what_would_change_and_changes_nothing(nodes) -> None:
+    """`--check --diff`, as a user previews a change: the site's new line is shown, a new secret
+    value never is, and nothing on the hosts changes."""
+    site = "/etc/nginx/sites-available/gunship-example.conf"
+    env = "/srv/gunship-example/shared/env"
+    before = {
+        name: (node.file(site).sha256sum, node.file(env).sha256sum, live_record(node)["id"])
+        for name, node in nodes.items()
+    }
+    secret = "check-mode-secret-4f1c"
+    changes = {"nginx_client_max_body_size": "23m", "app_env": {"GUNSHIP_SECRET_TOKEN": secret}}
+    run = deploy("--check", "--diff", "--extra-vars", json.dumps(changes))
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "+    client_max_body_size 23m;" in output
+    assert secret not in output
+    assert "changed=0" not in output
+    after = {
+        name: (node.file(site).sha256sum, node.file(env).sha256sum, live_record(node)["id"])
+        for name, node in nodes.items()
+    }
+    assert after == before
