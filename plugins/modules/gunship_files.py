@@ -117,20 +117,6 @@ def _describe(st: os.stat_result) -> str:
     return f"uid {st.st_uid}, gid {st.st_gid}, mode {stat.S_IMODE(st.st_mode):o}"
 
 
-def file_differs(entry: dict[str, Any]) -> bool:
-    """Whether the file at entry's path is other than the entry says (content, owner, mode)."""
-    path = entry["path"]
-    uid, gid = _ids(entry)
-    mode = _mode(entry, "0644")
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return True
-    if not stat.S_ISREG(st.st_mode) or _attrs_differ(st, uid, gid, mode):
-        return True
-    return _read(path) != entry.get("content", "").encode()
-
-
 def ensure_file(entry: dict[str, Any], check: bool) -> tuple[bool, dict[str, str] | None]:
     path = entry["path"]
     uid, gid = _ids(entry)
@@ -233,8 +219,8 @@ def main() -> None:
                 raise ValueError(f"{entry.get('path')}: state {state!r} is none of {', '.join(ENSURE)}")
             if not os.path.isabs(entry.get("path") or ""):
                 raise ValueError(f"{entry.get('path')!r} is not an absolute path")
-            if entry.get("report_only"):
-                if file_differs(entry):
+            if entry.get("report_only"):  # what ensure_file would change, changing nothing
+                if ensure_file(entry, check=True)[0]:
                     differs.append(entry["path"])
                 continue
             did, diff = ENSURE[state](entry, module.check_mode)
