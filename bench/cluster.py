@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
 from gunship_testkit import LoadLoop, cluster_inventory, playbook, versioned_source  # noqa: E402  (path set above)
-from release_cycle import deploy_key, machine, ready_host, spread  # noqa: E402  (beside this file)
+from release_cycle import deploy_key, machine, ready_host, spread, timed_deploy  # noqa: E402  (beside this file)
 
 IMAGE = "localhost/gunship-debian:trixie"
 NETWORK = "gunship-bench-cluster"
@@ -98,14 +96,9 @@ def fresh_cluster(count: int) -> str:
     return str(inventory)
 
 
-def timed_deploy(inventory: str, source: Path, *args: str) -> tuple[float, str]:
-    started = time.perf_counter()
+def deploy(inventory: str, source: Path, *args: str) -> tuple[float, str]:
     extra = json.dumps({"app_source": str(source)})
-    run = playbook("deploy.yml", inventory, "-e", extra, *args, timeout=3600)
-    seconds = time.perf_counter() - started
-    if run.returncode != 0:
-        sys.exit(f"deploy failed:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}")
-    return seconds, ",".join(re.findall(r"changed=(\d+)", run.stdout))
+    return timed_deploy(lambda: playbook("deploy.yml", inventory, "-e", extra, *args, timeout=3600))
 
 
 def main() -> int:
@@ -138,14 +131,14 @@ def main() -> int:
                 ):
                     if step == "rolling":
                         with LoadLoop([LB_HTTP_PORT], threads_per_port=4) as load:
-                            seconds, changed[step] = timed_deploy(inventory, source, *extra)
+                            seconds, changed[step] = deploy(inventory, source, *extra)
                         load_seen["requests"] += load.requests
                         load_seen["failed"] += len(load.failures)
                         print(
                             f"  under load: {load.requests} requests, {len(load.failures)} failed", flush=True
                         )
                     else:
-                        seconds, changed[step] = timed_deploy(inventory, source, *extra)
+                        seconds, changed[step] = deploy(inventory, source, *extra)
                     times[step].append(seconds)
                     print(f"{count} app host(s), round {round_no + 1}: {step} {seconds:.1f} s", flush=True)
             results[str(count)] = {step: spread(times[step]) for step in steps} | {

@@ -20,17 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
 from gunship_testkit import versioned_source  # noqa: E402  (path set above)
-from release_cycle import machine, spread  # noqa: E402  (beside this file)
+from release_cycle import machine, spread, timed_deploy, wait_for_systemd  # noqa: E402  (beside this file)
 
 IMAGE = "localhost/gunship-debian:trixie"
 WORK = PROJECT / "bench" / ".work" / "speed"
@@ -50,17 +48,7 @@ def start(name: str) -> None:
         "podman", "run", "-d", "--name", name, "--hostname", name, "--privileged", "--runtime", "runc",
         "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768", IMAGE, "/lib/systemd/systemd",
     )  # fmt: skip
-    for _ in range(60):
-        state = subprocess.run(
-            ["podman", "exec", name, "systemctl", "is-system-running"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if state in ("running", "degraded"):
-            return
-        time.sleep(1)
-    sys.exit(f"{name}: systemd did not come up")
+    wait_for_systemd(name)
 
 
 def inventory(tree: Path, name: str) -> Path:
@@ -83,17 +71,16 @@ def inventory(tree: Path, name: str) -> Path:
 
 
 def deploy(tree: Path, inv: Path, source: Path) -> tuple[float, str]:
+    """`ansible-playbook playbooks/deploy.yml` of `tree`, with that tree's ansible.cfg, timed."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(tree / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    started = time.perf_counter()
-    run = subprocess.run(
-        [str(PROJECT / ".venv" / "bin" / "ansible-playbook"), "playbooks/deploy.yml", "-i", str(inv),
-         "-e", json.dumps({"app_source": str(source)})],
-        cwd=tree, env=env, capture_output=True, text=True, check=False, timeout=1800,
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
-    if run.returncode != 0:
-        sys.exit(f"deploy with {tree} failed:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}")
-    return seconds, ",".join(re.findall(r"changed=(\d+)", run.stdout))
+    command = [str(PROJECT / ".venv" / "bin" / "ansible-playbook"), "playbooks/deploy.yml", "-i", str(inv),
+               "-e", json.dumps({"app_source": str(source)})]  # fmt: skip
+    return timed_deploy(
+        lambda: subprocess.run(
+            command, cwd=tree, env=env, capture_output=True, text=True, check=False, timeout=1800
+        ),
+        f"deploy with {tree}",
+    )
 
 
 def main() -> int:

@@ -24,12 +24,14 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -193,9 +195,8 @@ SSH_SETUP = (
 )
 
 
-def ready_host(container: str, key: Path) -> None:
-    """Wait for a freshly started container's systemd, then give it an SSH server and a deploy
-    user who logs in with `key` (never part of a timing)."""
+def wait_for_systemd(container: str) -> None:
+    """Wait until a freshly started container's systemd has booted (or give up after 60 s)."""
     for _ in range(60):
         state = subprocess.run(
             ["podman", "exec", container, "systemctl", "is-system-running"],
@@ -204,10 +205,28 @@ def ready_host(container: str, key: Path) -> None:
             check=False,
         ).stdout.strip()
         if state in ("running", "degraded"):
-            break
+            return
         time.sleep(1)
-    else:
-        sys.exit(f"{container}: systemd did not come up")
+    sys.exit(f"{container}: systemd did not come up")
+
+
+def timed_deploy(
+    run: Callable[[], subprocess.CompletedProcess[str]], what: str = "deploy"
+) -> tuple[float, str]:
+    """Wall time of one playbook run, and its recap's changed= counts; a failed run ends the
+    benchmark with its output."""
+    started = time.perf_counter()
+    done = run()
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{what} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+    return seconds, ",".join(re.findall(r"changed=(\d+)", done.stdout))
+
+
+def ready_host(container: str, key: Path) -> None:
+    """Wait for a freshly started container's systemd, then give it an SSH server and a deploy
+    user who logs in with `key` (never part of a timing)."""
+    wait_for_systemd(container)
     run = subprocess.run(
         ["podman", "exec", "-i", container, "sh", "-c", SSH_SETUP],
         input=key.with_suffix(".pub").read_text(),
