@@ -19,12 +19,18 @@ included. The release is staged on every app host at once and only the switch ru
 batches, so `rolling` is about `all_at_once` plus one switch per further host: the per-host
 switch time is (rolling - all_at_once) / (hosts - 1). Not a test: it asserts nothing; it
 writes what it measured, with the ratios to one host.
+
+Beside each wall time, where the CPU went: the control node's CPU seconds (ansible-playbook, its
+forks and their ssh clients) and how busy the whole machine's cores were during the run (from
+/proc/stat: the containers' systemd, sshd, modules and apps included). A run whose cores were
+busy nearly all the time was bound by this machine's CPU, not by the playbook's round trips.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -96,9 +102,30 @@ def fresh_cluster(count: int) -> str:
     return str(inventory)
 
 
-def deploy(inventory: str, source: Path, *args: str) -> tuple[float, str]:
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all the machine's cores since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def deploy(inventory: str, source: Path, *args: str) -> tuple[float, str, dict[str, float]]:
+    """Wall time and recap of one deploy, and its CPU: the control node's seconds (this
+    process's children) and the share of the machine's cores that were busy."""
     extra = json.dumps({"app_source": str(source)})
-    return timed_deploy(lambda: playbook("deploy.yml", inventory, "-e", extra, *args, timeout=3600))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_before, total_before = cpu_jiffies()
+    run = lambda: playbook("deploy.yml", inventory, "-e", extra, *args, timeout=3600)  # noqa: E731
+    seconds, changed = timed_deploy(run)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_after, total_after = cpu_jiffies()
+    control = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    busy = (busy_after - busy_before) / max(1, total_after - total_before)
+    return seconds, changed, {"control_cpu_s": round(control, 1), "cores_busy": round(busy, 2)}
+
+
+def median_cpu(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: sorted(run[key] for run in runs)[len(runs) // 2] for key in runs[0]}
 
 
 def main() -> int:
@@ -119,6 +146,7 @@ def main() -> int:
     try:
         for count in args.hosts:
             times: dict[str, list[float]] = {step: [] for step in steps}
+            cpu: dict[str, list[dict[str, float]]] = {step: [] for step in steps}
             changed: dict[str, str] = {}
             load_seen = {"requests": 0, "failed": 0}
             for round_no in range(args.rounds):
@@ -131,17 +159,23 @@ def main() -> int:
                 ):
                     if step == "rolling":
                         with LoadLoop([LB_HTTP_PORT], threads_per_port=4) as load:
-                            seconds, changed[step] = deploy(inventory, source, *extra)
+                            seconds, changed[step], used = deploy(inventory, source, *extra)
                         load_seen["requests"] += load.requests
                         load_seen["failed"] += len(load.failures)
                         print(
                             f"  under load: {load.requests} requests, {len(load.failures)} failed", flush=True
                         )
                     else:
-                        seconds, changed[step] = deploy(inventory, source, *extra)
+                        seconds, changed[step], used = deploy(inventory, source, *extra)
                     times[step].append(seconds)
-                    print(f"{count} app host(s), round {round_no + 1}: {step} {seconds:.1f} s", flush=True)
+                    cpu[step].append(used)
+                    print(
+                        f"{count} app host(s), round {round_no + 1}: {step} {seconds:.1f} s,"
+                        f" control node {used['control_cpu_s']} CPU s, cores {used['cores_busy']:.0%} busy",
+                        flush=True,
+                    )
             results[str(count)] = {step: spread(times[step]) for step in steps} | {
+                "cpu": {step: median_cpu(cpu[step]) for step in steps},
                 "changed": changed,
                 "rolling_load": load_seen,
             }

@@ -393,6 +393,28 @@ def cluster(data: dict, docs: Path) -> list[str]:
         lines.append("| --- " * (len(CLUSTER_STEPS) + 1) + "|")
         for n in counts:
             lines.append(f"| {n} | " + " | ".join(f"{ratios[n][step]:.2f}x" for step in CLUSTER_STEPS) + " |")
+    if all("cpu" in data["app_hosts"][n] for n in counts):
+        cores = data["machine"]["cores"]
+        lines += [
+            "",
+            "Where the CPU went (median run): the control node's CPU seconds (ansible-playbook, its forks",
+            f"and their ssh clients), and the share of the machine's {cores} cores busy during the run (the",
+            "containers included). Near 100% busy, a run is bound by this machine's CPU: the control node",
+            "and every app host share its cores, so more hosts cannot run at once any faster.",
+            "",
+            "| app hosts | " + " | ".join(CLUSTER_STEPS.values()) + " |",
+            "| --- " * (len(CLUSTER_STEPS) + 1) + "|",
+        ]
+        for n in counts:
+            cpu = data["app_hosts"][n]["cpu"]
+            lines.append(
+                f"| {n} | "
+                + " | ".join(
+                    f"{cpu[step]['control_cpu_s']:.0f} CPU s, {cpu[step]['cores_busy']:.0%} busy"
+                    for step in CLUSTER_STEPS
+                )
+                + " |"
+            )
     lines.append("")
     return lines
 

@@ -3,14 +3,18 @@ defaults and with the settings a user changes."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
+import pwd
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -388,28 +392,21 @@ def get_from(source: str, port: int, headers: dict[str, str]) -> tuple[int, dict
         connection.close()
 
 
-@needs_nginx
-def test_an_app_host_believes_its_load_balancer_and_answers_only_it(tmp_path: Path) -> None:
-    """A real Nginx with the app-host site: 127.0.0.2 plays the load balancer, 127.0.0.3 a
-    stranger; the backend echoes what Nginx forwarded."""
-    backend, backend_port = echo_backend()
-    upstream = tmp_path / "shop.upstream.conf"
-    upstream.write_text(f"server 127.0.0.1:{backend_port};\n")
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    variables = nginx_vars(
-        nginx_upstream_file=str(upstream),
-        nginx_http_port=port,
-        nginx_listen_ipv6=False,
-        nginx_trusted_proxies=["127.0.0.2"],
-        nginx_only_trusted_proxies=True,
-    )
-    site = render(SITE, variables).replace("/var/log/nginx/access.log", str(tmp_path / "access.log"))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, site: str, port: int) -> Iterator[None]:
+    """A real Nginx in tmp_path serving `site` on 127.0.0.1:port, stopped afterwards. Its workers
+    run as the user running the tests (tmp_path is theirs alone)."""
     (tmp_path / "site.conf").write_text(site)
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\ndaemon on;\nevents {{}}\n"
-        f"http {{\n  include {tmp_path}/site.conf;\n}}\n"
+        f"{user}pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\ndaemon on;\nevents {{}}\n"
+        f"http {{\n  include /etc/nginx/mime.types;\n  include {tmp_path}/site.conf;\n}}\n"
     )
     nginx = ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
     started = subprocess.run(nginx, capture_output=True, text=True, check=False)
@@ -417,28 +414,102 @@ def test_an_app_host_believes_its_load_balancer_and_answers_only_it(tmp_path: Pa
     try:
         for _ in range(50):  # the master forks its worker
             try:
-                get_from("127.0.0.1", port, {})
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.1)
-        spoof = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
-
-        status, seen = get_from("127.0.0.2", port, spoof)  # the load balancer
-        assert status == 200
-        assert seen["x-forwarded-proto"] == "https"
-        assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.2"
-
-        status, seen = get_from("127.0.0.1", port, spoof)  # the host itself: not believed
-        assert status == 200
-        assert seen["x-forwarded-proto"] == "http"
-        assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
-
-        assert get_from("127.0.0.3", port, spoof)[0] == 403  # anyone else
-        # The log names the client the load balancer spoke for, not the load balancer.
-        clients = [line.split()[0] for line in (tmp_path / "access.log").read_text().splitlines()]
-        assert "203.0.113.7" in clients and "127.0.0.2" not in clients
+        yield
     finally:
         subprocess.run([*nginx, "-s", "stop"], capture_output=True, check=False)
+
+
+@needs_nginx
+def test_an_app_host_believes_its_load_balancer_and_answers_only_it(tmp_path: Path) -> None:
+    """A real Nginx with the app-host site: 127.0.0.2 plays the load balancer, 127.0.0.3 a
+    stranger; the backend echoes what Nginx forwarded."""
+    backend, backend_port = echo_backend()
+    upstream = tmp_path / "shop.upstream.conf"
+    upstream.write_text(f"server 127.0.0.1:{backend_port};\n")
+    port = free_port()
+    variables = nginx_vars(
+        nginx_upstream_file=str(upstream),
+        nginx_http_port=port,
+        nginx_listen_ipv6=False,
+        nginx_trusted_proxies=["127.0.0.2"],
+        nginx_only_trusted_proxies=True,
+        nginx_access_log=str(tmp_path / "access.log"),
+        nginx_error_log=str(tmp_path / "site-error.log"),
+    )
+    try:
+        with serving(tmp_path, render(SITE, variables), port):
+            spoof = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+
+            status, seen = get_from("127.0.0.2", port, spoof)  # the load balancer
+            assert status == 200
+            assert seen["x-forwarded-proto"] == "https"
+            assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.2"
+
+            status, seen = get_from("127.0.0.1", port, spoof)  # the host itself: not believed
+            assert status == 200
+            assert seen["x-forwarded-proto"] == "http"
+            assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+
+            assert get_from("127.0.0.3", port, spoof)[0] == 403  # anyone else
+            # The log names the client the load balancer spoke for, not the load balancer.
+            clients = [line.split()[0] for line in (tmp_path / "access.log").read_text().splitlines()]
+            assert "203.0.113.7" in clients and "127.0.0.2" not in clients
+    finally:
+        backend.shutdown()
+
+
+@needs_nginx
+def test_maintenance_answers_503_with_the_page_but_not_health_checks_or_static(tmp_path: Path) -> None:
+    """While the page file exists, the app's requests get it (503, Retry-After, the security
+    headers); the health path and static files are answered as usual; removed, the app again."""
+    backend, backend_port = echo_backend()
+    upstream = tmp_path / "shop.upstream.conf"
+    upstream.write_text(f"server 127.0.0.1:{backend_port};\n")
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "site.css").write_text("body { color: red }\n")
+    page = tmp_path / "maintenance" / "maintenance.html"
+    page.parent.mkdir()
+    port = free_port()
+    variables = nginx_vars(
+        nginx_upstream_file=str(upstream),
+        nginx_http_port=port,
+        nginx_listen_ipv6=False,
+        nginx_static_root=f"{tmp_path}/static/",
+        nginx_access_log=str(tmp_path / "access.log"),
+        nginx_error_log=str(tmp_path / "site-error.log"),
+        nginx_maintenance_page=str(page),
+        nginx_maintenance_retry_after=120,
+        nginx_maintenance_exempt=["/healthz"],
+    )
+
+    def get(path: str) -> tuple[int, dict[str, str], str]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", path, headers={"Host": "shop.example.com"})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read().decode()
+        finally:
+            connection.close()
+
+    try:
+        with serving(tmp_path, render(SITE, variables), port):
+            assert get("/orders")[0] == 200  # no page: the app
+            page.write_text("<p>Back at noon.</p>\n")
+            status, headers, body = get("/orders")
+            assert (status, headers.get("Retry-After"), body) == (503, "120", "<p>Back at noon.</p>\n")
+            assert headers.get("X-Content-Type-Options") == "nosniff"
+            assert headers.get("Cache-Control") == "no-store"
+            assert get("/")[0] == 503
+            assert get("/healthz")[0] == 200  # the health checks reach the app
+            status, _, body = get("/static/site.css")
+            assert (status, body) == (200, "body { color: red }\n")
+            page.unlink()
+            assert get("/orders")[0] == 200
+    finally:
         backend.shutdown()
 
 

@@ -223,7 +223,7 @@ def test_the_admin_and_its_collected_css_are_served_by_nginx(deployed, nodes, na
     assert css.status == 200
     assert css.headers["content-type"] == "text/css"
     assert "max-age=2592000" in css.headers["cache-control"]
-    log = nodes[name].file("/var/log/nginx/access.log").content_string
+    log = nodes[name].file(f"/var/log/nginx/{DJANGO_APP}.access.log").content_string
     [line] = [line for line in log.splitlines() if f"probe={marker}" in line]
     assert " upstream=- " in line  # Nginx answered from the release's files, not Gunicorn
     # Collected into the release, owned by root like the rest of it.
@@ -252,7 +252,7 @@ def test_uploads_are_served_by_nginx_as_files_that_run_nothing(deployed, nodes, 
     assert (upload.status, upload.body) == (200, "uploaded")
     assert "sandbox" in upload.headers["content-security-policy"]
     assert upload.headers["x-content-type-options"] == "nosniff"
-    log = nodes[name].file("/var/log/nginx/access.log").content_string
+    log = nodes[name].file(f"/var/log/nginx/{DJANGO_APP}.access.log").content_string
     [line] = [line for line in log.splitlines() if f"probe={marker}" in line]
     assert " upstream=- " in line
     assert nodes[name].file(f"{ROOT}/shared/media/notes/kept.txt").group == "www-data"

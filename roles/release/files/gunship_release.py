@@ -8,7 +8,7 @@ runs on the host's own python3.
     gunship-release APP status [--json]
     gunship-release APP releases [--json]
     gunship-release APP activate RELEASE [--action A] [--by WHO] [--force] [--dry-run]
-    gunship-release APP rollback [--to RELEASE] [--by WHO] [--dry-run]
+    gunship-release APP rollback [--to RELEASE] [--by WHO] [--force] [--dry-run]
     gunship-release APP lock --holder WHO [--python PATH] [--dry-run]
     gunship-release APP unlock [--dry-run]
     gunship-release APP scale (+N|-N) [--dry-run]
@@ -18,6 +18,10 @@ runs on the host's own python3.
     gunship-release APP boot              (supervisor: start the live slot when supervisord starts)
     gunship-release APP cooldown SLOT     (supervisor: stop SLOT after warm_seconds)
     gunship-release APP check-import SPEC (the import gate: run by a release's Python, as the app)
+    gunship-release APP exec [--by WHO] -- COMMAND [ARG ...]   (in the live release, as the app)
+    gunship-release APP logs [--lines N] [--follow]
+    gunship-release APP maintenance (on [--message TEXT] | off | status) [--by WHO] [--dry-run]
+    gunship-release APP schema RELEASE    (record the schema state in the release's release.json)
 
 Settings come from /etc/gunship/APP/cycle.json, written by the release role. The slots run
 under systemd (template units) or supervisor (one program per slot): the `ProcessManager`
@@ -30,19 +34,23 @@ import argparse
 import ast
 import contextlib
 import datetime as dt
+import hashlib
+import html
 import http.client
 import importlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +88,18 @@ class Cycle:
     group: str = ""
     socket_group: str = "www-data"
     log_file: str = ""
+    # Day-two commands: how a command runs as the app does (gunship-exec, with the app's
+    # environment file), the app's own Nginx logs by name, the maintenance page (the user's
+    # template, rendered at deploy, and the page Nginx serves while it exists), and the command
+    # that reports the database schema's state (app_schema_command; empty: not recorded).
+    exec_tool: str = "/usr/local/libexec/gunship/gunship-exec"
+    env_file: str = ""
+    nginx_logs: dict[str, str] = field(default_factory=dict)
+    maintenance_template: str = ""
+    maintenance_page: str = ""
+    maintenance_mark: str = ""  # where the template takes the message
+    schema_command: str = ""
+    schema_timeout: float = 120
 
     @classmethod
     def load(cls, app: str) -> Cycle:
@@ -358,6 +378,10 @@ class ProcessManager:
     def log_tail(self, slot: str, lines: int) -> str:
         raise NotImplementedError
 
+    def log_command(self, slots: list[str], lines: int, follow: bool) -> list[str]:
+        """A command that prints the last `lines` of the slots' log, and follows it if asked."""
+        raise NotImplementedError
+
     def started_at(self, slot: str) -> str:
         raise NotImplementedError
 
@@ -409,6 +433,12 @@ class SystemdSlots(ProcessManager):
 
     def log_tail(self, slot: str, lines: int) -> str:
         return journal_tail(self.cycle.unit(slot), lines)
+
+    def log_command(self, slots: list[str], lines: int, follow: bool) -> list[str]:
+        units = [arg for slot in slots for arg in ("-u", self.cycle.unit(slot))]
+        return ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines), *units] + (
+            ["-f"] if follow else []
+        )
 
     def started_at(self, slot: str) -> str:
         return unit_property(self.cycle.unit(slot), "ActiveEnterTimestamp")
@@ -465,6 +495,10 @@ class SupervisorSlots(ProcessManager):
         except OSError as error:
             return f"(no log: {error})"
         return "\n".join(text.splitlines()[-lines:])
+
+    def log_command(self, slots: list[str], lines: int, follow: bool) -> list[str]:
+        files = [self.cycle.log_file.format(slot=slot) for slot in slots]
+        return ["tail", "-q", "-n", str(lines), *(["-F"] if follow else []), *files]
 
     def started_at(self, slot: str) -> str:
         pid = self.main_pid(slot)
@@ -893,6 +927,163 @@ def check_import(spec: str) -> int:
     return 0
 
 
+# --- day two: a command as the app, logs, maintenance, the schema's state -----------------
+def live_release_dir(cycle: Cycle) -> Path:
+    current = cycle.root / "current"
+    if not current.exists():
+        raise CycleError(f"no live release: {current} is missing (has the app been deployed?)")
+    return current.resolve()
+
+
+def as_app(cycle: Cycle, release: Path, command: list[str], timeout: float | None = None) -> list[str]:
+    """`command` as the slots run the app: as its user and group, with its environment file, in
+    the release, its venv first on PATH (gunship-exec)."""
+    return (
+        [cycle.exec_tool, f"--user={cycle.user}", f"--group={cycle.group}", "--umask=027",
+         f"--chdir={release}", f"--setenv=PATH={release / 'venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+         f"--setenv=GUNSHIP_RELEASE_ID={release.name}"]
+        + ([f"--env-file={cycle.env_file}"] if cycle.env_file else [])
+        + ([f"--timeout={timeout:g}"] if timeout else [])
+        + ["--", *command]
+    )  # fmt: skip
+
+
+def exec_as_app(cycle: Cycle, command: list[str], by: str) -> int:
+    """Replace this process by `command` in the live release (its terminal, if any, is kept).
+    Who ran what goes into the audit log first; the environment's values never do."""
+    if not command:
+        raise CycleError("exec needs a command: gunship-release APP exec -- COMMAND [ARG ...]")
+    release = live_release_dir(cycle)
+    audit(cycle, action="exec", outcome="started", by=by, to=release.name, command=shlex.join(command))
+    argv = as_app(cycle, release, command)
+    os.execv(argv[0], argv)
+    return 127  # not reached
+
+
+def log_sources(cycle: Cycle, lines: int, follow: bool) -> dict[str, list[str]]:
+    """What `logs` prints, by tag: the app's slot (the live one; both when following, so a
+    switch during the follow is seen), then each of the app's Nginx logs."""
+    live = cycle.live_slot()
+    slots = list(cycle.slots) if follow else [live] if live else []
+    sources = {"app": cycle.manager.log_command(slots, lines, follow)} if slots else {}
+    for tag, path in cycle.nginx_logs.items():
+        sources[tag] = ["tail", "-q", "-n", str(lines), *(["-F"] if follow else []), path]
+    return sources
+
+
+def print_logs(cycle: Cycle, lines: int, follow: bool) -> int:
+    """Each source's lines, each line prefixed with its source's tag; followed until stopped."""
+    out = threading.Lock()
+
+    def pump(tag: str, argv: list[str]) -> None:
+        with subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        ) as child:
+            assert child.stdout is not None
+            for line in child.stdout:
+                with out:
+                    sys.stdout.write(f"{tag:<12} {line}")
+                    sys.stdout.flush()
+
+    pumps = [
+        threading.Thread(target=pump, args=item, daemon=True)
+        for item in log_sources(cycle, lines, follow).items()
+    ]
+    for thread in pumps:
+        thread.start()
+        if not follow:
+            thread.join()  # one source after another
+    try:
+        for thread in pumps:
+            thread.join()
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def maintenance(cycle: Cycle, state: str, message: str | None, by: str, dry_run: bool) -> dict[str, Any]:
+    """Turn the maintenance page on (written from the deployed template, with `message`) or off
+    (removed). Nginx answers the app's requests with it (503, Retry-After) while it exists,
+    health checks and static files excepted: a file, so it outlives reloads and deploys."""
+    if not cycle.maintenance_page:
+        raise CycleError("this host's release settings name no maintenance page: deploy again first")
+    page = Path(cycle.maintenance_page)
+    record_file = page.with_suffix(".json")
+    was: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        was = json.loads(record_file.read_text()) if page.exists() else {}
+    if state == "status":
+        return {"maintenance": page.exists(), "changed": False, **was}
+    if state == "off":
+        if page.exists() and not dry_run:
+            page.unlink()
+            record_file.unlink(missing_ok=True)
+            audit(cycle, action="maintenance", outcome="off", by=by)
+        return {"maintenance": False, "changed": page.exists(), "dry_run": dry_run}
+    text = message or "The site is down for maintenance and will be back shortly."
+    try:
+        template = Path(cycle.maintenance_template).read_text()
+    except OSError as error:
+        raise CycleError(f"the maintenance template is missing ({error}): deploy again first") from None
+    body = template.replace(cycle.maintenance_mark, html.escape(text)) if cycle.maintenance_mark else template
+    changed = not page.exists() or page.read_text() != body
+    record = {"since": was.get("since") or now(), "by": by, "message": text}
+    if changed and not dry_run:
+        page.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(page, body, 0o644)
+        atomic_write(record_file, json.dumps(record) + "\n", 0o644)
+        audit(cycle, action="maintenance", outcome="on", by=by, reason=text)
+    return {"maintenance": True, "changed": changed, "dry_run": dry_run, **record}
+
+
+def record_schema(cycle: Cycle, release: str) -> dict[str, Any]:
+    """Run app_schema_command in `release` as the app and keep what it printed (a digest and its
+    last line) in the release's release.json, for rollbacks to compare."""
+    path = cycle.releases_dir / release
+    if not (path / "release.json").exists():
+        raise CycleError(f"release {release!r} is not on this host")
+    if not cycle.schema_command:
+        return {"changed": False, "schema": None}
+    argv = as_app(cycle, path, ["/bin/sh", "-c", cycle.schema_command], timeout=cycle.schema_timeout)
+    run = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False)
+    if run.returncode != 0:
+        last = "\n".join((run.stderr.strip() or run.stdout.strip() or "no output").splitlines()[-12:])
+        raise CycleError(
+            f"app_schema_command `{cycle.schema_command}` failed in release {release} (exit "
+            f"{run.returncode}), run as {cycle.user} with the app's environment. Its last lines:\n{last}"
+        )
+    output = run.stdout.strip()
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    schema = {
+        "digest": hashlib.sha256(output.encode()).hexdigest()[:12],
+        "summary": (lines[-1] if lines else "(no output)")[:160],
+        "lines": len(lines),
+    }
+    record = json.loads((path / "release.json").read_text())
+    changed = record.get("schema") != schema
+    if changed:
+        atomic_write(
+            path / "release.json", json.dumps(record | {"schema": schema}, indent=4, sort_keys=True) + "\n"
+        )
+    return {"changed": changed, "schema": schema}
+
+
+def schema_refusal(cycle: Cycle, target: str) -> str | None:
+    """Why a rollback to `target` may break the app: its recorded schema state is not the live
+    release's. None when both agree, or either was never recorded."""
+    records = cycle.records()
+    live = live_state(cycle)["live_release"].get("id")
+    ours, theirs = records.get(live or "", {}).get("schema"), records.get(target, {}).get("schema")
+    if not ours or not theirs or ours["digest"] == theirs["digest"]:
+        return None
+    return (
+        f"release {target} was deployed with the schema state {theirs['summary']!r} ({theirs['digest']}), "
+        f"but the live release {live} has {ours['summary']!r} ({ours['digest']}): the older code may "
+        "not work with the database as it is now. Bring the schema back first, or roll back anyway "
+        "with --force (fab rollback --force; rollback_force=true for the playbook)."
+    )
+
+
 # --- command line --------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gunship-release", description=__doc__.splitlines()[0])
@@ -906,9 +1097,20 @@ def main(argv: list[str] | None = None) -> int:
     act.add_argument("--force", action="store_true")
     back = commands.add_parser("rollback")
     back.add_argument("--to")
-    for sub in (act, back):
+    back.add_argument("--force", action="store_true", help="even to a release with another schema state")
+    maint = commands.add_parser("maintenance")
+    maint.add_argument("state", choices=["on", "off", "status"])
+    maint.add_argument("--message")
+    run_as = commands.add_parser("exec")
+    run_as.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND [ARG ...]")
+    for sub in (act, back, maint, run_as):
         sub.add_argument("--by", default=os.environ.get("SUDO_USER") or os.environ.get("USER") or "root")
+    for sub in (act, back, maint):
         sub.add_argument("--dry-run", action="store_true")
+    logs = commands.add_parser("logs")
+    logs.add_argument("--lines", type=int, default=50)
+    logs.add_argument("--follow", action="store_true")
+    commands.add_parser("schema").add_argument("release")
     lock = commands.add_parser("lock")
     lock.add_argument("--holder", required=True)
     lock.add_argument("--python", help="also report what this Python on the host is")
@@ -962,13 +1164,18 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         print(json.dumps(activate(cycle, args.release, args.action, args.by, args.force, args.dry_run)))
     elif args.command == "rollback":
         target = rollback_target(cycle, args.to)
+        refusal = schema_refusal(cycle, target)
+        if refusal and not args.force:
+            raise CycleError(f"refused: {refusal}")
+        # Past a schema change only when told: the audit log says so.
+        action = "forced-rollback" if refusal else "rollback"
         if args.dry_run:
-            print(json.dumps(activate(cycle, target, "rollback", args.by, False, True)))
+            print(json.dumps(activate(cycle, target, action, args.by, False, True)))
             return 0
         # A rollback by hand takes the same lock a deploy does.
         acquire_lock(cycle, f"{args.by}@{socket.gethostname()} (rollback)")
         try:
-            print(json.dumps(activate(cycle, target, "rollback", args.by, False, False)))
+            print(json.dumps(activate(cycle, target, action, args.by, False, False)))
         finally:
             cycle.lock_file.unlink(missing_ok=True)
     elif args.command == "lock":
@@ -1006,6 +1213,14 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
     elif args.command == "prune":
         removed = prune(cycle, args.keep, args.keep_release, args.dry_run)
         print(json.dumps({"removed": removed, "dry_run": args.dry_run}))
+    elif args.command == "exec":
+        return exec_as_app(cycle, args.argv[1:] if args.argv[:1] == ["--"] else args.argv, args.by)
+    elif args.command == "logs":
+        return print_logs(cycle, args.lines, args.follow)
+    elif args.command == "maintenance":
+        print(json.dumps(maintenance(cycle, args.state, args.message, args.by, args.dry_run)))
+    elif args.command == "schema":
+        print(json.dumps(record_schema(cycle, args.release)))
     elif args.command == "audit":
         audit(
             cycle,
