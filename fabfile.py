@@ -1,8 +1,11 @@
 """Day-two commands over SSH (or `podman exec`), on the hosts of an Ansible inventory: `fab --list`.
 
     fab releases                 fab status
-    fab rollback [--to RELEASE]  fab scale --workers=+2
-    fab unlock                   (every task: --inventory, --host; changing ones: --dry)
+    fab rollback [--to RELEASE] [--force]       fab scale --workers=+2
+    fab logs [--follow] [--lines N]             fab unlock
+    fab exec [--interactive] -- COMMAND [ARG ...]
+    fab maintenance on [--message TEXT] | off | status
+    (every task: --inventory, --host; changing ones: --dry)
 
 Each runs gunship-release on the hosts (installed by the release role), so a rollback here is
 the same gated switch a playbook makes. Hosts, users, ports and app_name come from the
@@ -21,10 +24,12 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
-from fabric import Config, Connection, task
+from fabric import Config, Connection, Executor, task
 from invoke import Context
 from invoke.exceptions import Exit
 from invoke.runners import Result
@@ -253,6 +258,7 @@ INVENTORY_HELP = {"inventory": f"Ansible inventory (default {DEFAULT_INVENTORY})
     help={
         **INVENTORY_HELP,
         "to": "release id to roll back to (default: the previous one)",
+        "force": "even to a release that recorded another database schema state",
         "dry": "say what would happen, change nothing",
     }
 )
@@ -261,12 +267,16 @@ def rollback(
     to: str | None = None,
     inventory: str = DEFAULT_INVENTORY,
     host: str | None = None,
+    force: bool = False,
     dry: bool = False,
 ) -> None:
-    """Roll back to the previous release (or --to), gated and switched like a deploy."""
+    """Roll back to the previous release (or --to), gated and switched like a deploy.
+
+    Refused across a change of the database schema (app_schema_command) unless --force."""
     args = (
         ["rollback", f"--by={getpass.getuser()}"]
         + ([f"--to={to}"] if to else [])
+        + (["--force"] if force else [])
         + (["--dry-run"] if dry else [])
     )
     for target, out in on_hosts(inventory, host, *args):
@@ -275,14 +285,20 @@ def rollback(
 
 @task(help=INVENTORY_HELP)
 def releases(c: Context, inventory: str = DEFAULT_INVENTORY, host: str | None = None) -> None:
-    """List each host's releases: id, version, deployed at, by whom, live and warm."""
+    """List each host's releases: id, version, deployed at, by whom, live and warm, schema state."""
     for target, out in on_hosts(inventory, host, "releases", "--json"):
         print(f"{target.name} ({target.app})")
-        print(f"  {'release':<18} {'version':<10} {'deployed at':<22} {'by':<12} state")
-        for row in json.loads(out):
+        rows = json.loads(out)
+        schemas = any(row.get("schema") for row in rows)
+        print(
+            f"  {'release':<18} {'version':<10} {'deployed at':<22} {'by':<12} {'state':<6}"
+            + (" schema" if schemas else "")
+        )
+        for row in rows:
             state = " ".join(m for m in ("live", "warm", "failed") if row[m])
-            cells = (row["id"], row["version"], row["deployed_at"], row["deployed_by"])
-            print("  {:<18} {!s:<10} {!s:<22} {!s:<12} ".format(*cells) + state)
+            cells = (row["id"], row["version"], row["deployed_at"], row["deployed_by"], state)
+            line = "  {:<18} {!s:<10} {!s:<22} {!s:<12} {:<6}".format(*cells)
+            print((line + f" {row.get('schema') or '-'}") if schemas else line.rstrip())
 
 
 @task(help=INVENTORY_HELP)
@@ -319,3 +335,166 @@ def unlock(
         else:
             verb = "is locked" if dry else "was locked"
             print(f"{target.name}: {verb} by {lock['holder']} since {lock['since']}")
+
+
+class Prefixed:
+    """A stream that writes each line as `prefix line`, whole lines at a time (output arrives
+    in chunks that may split lines)."""
+
+    def __init__(self, prefix: str, out: TextIO, lock: threading.Lock) -> None:
+        self.prefix, self.out, self.lock, self.partial = prefix, out, lock, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.partial = (self.partial + text.replace("\r\n", "\n")).split("\n")
+        if lines:
+            with self.lock:
+                self.out.write("".join(f"{self.prefix}{line}\n" for line in lines))
+                self.out.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.partial:
+            self.write("\n")
+
+
+def stream(target: Target, argv: list[str], out: TextIO, *, terminal: bool = False) -> int:
+    """Run `argv` as root on the host, its output written to `out` as it comes; `terminal`: with
+    our input, on a terminal of its own (a pty over SSH; podman's -t when ours is one, the
+    command then writing to our terminal directly). Returns its exit status."""
+    if target.connection == "podman":
+        tty = ["-t"] if terminal and sys.stdin.isatty() else []
+        command = [target.podman, "exec", *(["-i"] if terminal else []), *tty, target.address, *argv]
+        try:
+            if tty:
+                return subprocess.run(command, check=False).returncode
+            with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as child:
+                assert child.stdout is not None
+                while chunk := child.stdout.read1(65536):
+                    out.write(chunk.decode(errors="replace"))
+            return child.returncode
+        except FileNotFoundError:
+            raise Exit(f"{target.name} uses the podman connection, but {target.podman} is missing") from None
+    with connect(target) as conn:
+        result = as_root(conn, shlex.join(argv), pty=terminal, warn=True, out_stream=out, err_stream=out)
+    return result.exited
+
+
+def host_argv(target: Target, *args: str) -> list[str]:
+    return ["gunship-release", target.app, *args]
+
+
+@task(
+    help={
+        **INVENTORY_HELP,
+        "follow": "keep printing new lines until interrupted (Ctrl-C)",
+        "lines": "how many of the latest lines of each log (default 50)",
+    }
+)
+def logs(
+    c: Context,
+    follow: bool = False,
+    lines: int = 50,
+    inventory: str = DEFAULT_INVENTORY,
+    host: str | None = None,
+) -> None:
+    """Print the app's log and its Nginx access and error logs, each line prefixed with its host.
+
+    The app's log is the live slot's journal (or supervisor log); --follow follows both slots, so
+    a switch during it is seen. From every app host, or --host."""
+    targets = load_targets(inventory, host)
+    width = max(len(t.name) for t in targets)
+    lock = threading.Lock()
+    args = ["logs", f"--lines={lines}", *(["--follow"] if follow else [])]
+
+    def one(target: Target) -> None:
+        out = Prefixed(f"{target.name:<{width}}  ", sys.stdout, lock)
+        stream(target, host_argv(target, *args), out)
+        out.flush()
+
+    if not follow:
+        for target in targets:
+            one(target)
+        return
+    followers = [threading.Thread(target=one, args=(t,), daemon=True) for t in targets]
+    for thread in followers:
+        thread.start()
+    try:
+        for thread in followers:
+            thread.join()
+    except KeyboardInterrupt:
+        pass
+
+
+def command_after_dashes(argv: list[str]) -> list[str]:
+    """What follows the first `--` of fab's own command line: the command, quoting intact."""
+    return argv[argv.index("--") + 1 :] if "--" in argv else []
+
+
+@task(
+    name="exec",
+    help={
+        **INVENTORY_HELP,
+        "interactive": "give the command a terminal (for prompts, shells, consoles)",
+    },
+)
+def exec_(
+    c: Context, interactive: bool = False, inventory: str = DEFAULT_INVENTORY, host: str | None = None
+) -> None:
+    """Run -- COMMAND [ARG ...] in the live release, as the app user, with the app's environment.
+
+    Its venv first on PATH, in the release directory; the environment's values are never printed.
+    On --host, or on each app host in turn. Who ran what goes into the host's audit log."""
+    command = command_after_dashes(sys.argv)
+    if not command:
+        raise Exit("fab exec needs a command after --, e.g. fab exec -- flask routes")
+    targets = load_targets(inventory, host)
+    for target in targets:
+        if len(targets) > 1:
+            print(f"== {target.name}", flush=True)
+        argv = host_argv(target, "exec", f"--by={getpass.getuser()}", "--", *command)
+        exited = stream(target, argv, sys.stdout, terminal=interactive)
+        if exited != 0:
+            raise Exit(f"{target.name}: {shlex.join(command)} exited with {exited}", code=exited)
+
+
+@task(
+    help={
+        **INVENTORY_HELP,
+        "state": "on, off or status",
+        "message": "the text of the page while it is on",
+        "dry": "say what would happen, change nothing",
+    }
+)
+def maintenance(
+    c: Context,
+    state: str,
+    message: str | None = None,
+    inventory: str = DEFAULT_INVENTORY,
+    host: str | None = None,
+    dry: bool = False,
+) -> None:
+    """Turn the maintenance page on or off, or show its status.
+
+    On: Nginx answers every app request with the page (503, Retry-After), health checks and static
+    files excepted, until off, across deploys and reloads."""
+    if state not in ("on", "off", "status"):
+        raise Exit(f"fab maintenance: state is {state!r}; choose on, off or status")
+    args = ["maintenance", state, f"--by={getpass.getuser()}"]
+    args += ([f"--message={message}"] if message and state == "on" else []) + (["--dry-run"] if dry else [])
+    for target, out in on_hosts(inventory, host, *args):
+        report = json.loads(out)
+        if not report["maintenance"]:
+            print(f"{target.name}: maintenance is off" + (" (was on)" if report["changed"] else ""))
+        else:
+            since, by, text = report.get("since"), report.get("by"), report.get("message")
+            print(f"{target.name}: maintenance is on since {since} by {by}: {text}")
+
+
+class GunshipExecutor(Executor):
+    """Fabric's executor, except that text after `--` belongs to `fab exec`: Fabric would run it
+    as a shell command of its own on -H hosts. fabric.yaml (the project's Fabric settings, beside
+    this file) names it as tasks.executor_class."""
+
+    def expand_calls(self, calls, apply_hosts=True):  # noqa: ANN001, ANN201 - Fabric's signature
+        self.core.remainder = ""
+        return super().expand_calls(calls, apply_hosts)

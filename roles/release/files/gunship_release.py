@@ -789,6 +789,7 @@ def releases(cycle: Cycle) -> list[dict[str, Any]]:
             "live": rid == live_release,
             "warm": rid == warm_release and rid != live_release,
             "failed": bool(rec.get("failed")),
+            "schema": (rec.get("schema") or {}).get("summary"),
         }
         for rid, rec in cycle.records().items()
     ]
@@ -1015,11 +1016,12 @@ def maintenance(cycle: Cycle, state: str, message: str | None, by: str, dry_run:
     if state == "status":
         return {"maintenance": page.exists(), "changed": False, **was}
     if state == "off":
-        if page.exists() and not dry_run:
+        was_on = page.exists()
+        if was_on and not dry_run:
             page.unlink()
             record_file.unlink(missing_ok=True)
             audit(cycle, action="maintenance", outcome="off", by=by)
-        return {"maintenance": False, "changed": page.exists(), "dry_run": dry_run}
+        return {"maintenance": False, "changed": was_on, "dry_run": dry_run}
     text = message or "The site is down for maintenance and will be back shortly."
     try:
         template = Path(cycle.maintenance_template).read_text()
