@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import APP_HOSTS, APP_PORTS, LB, LB_PORT, deploy, through_lb
 from gunship_testkit import (
+    APP,
     UNIT,
     LoadLoop,
     eventually,
@@ -76,10 +77,11 @@ def test_app_hosts_log_the_client_not_the_load_balancer(lb, apps) -> None:
     for _ in range(4):  # round robin: both app hosts get one
         assert through_lb(f"/version?probe={marker}").status == 200
     lb_address = lb.check_output("hostname -I").split()[0]
-    client = lb.check_output(f"grep -h {marker} /var/log/nginx/gunship-example.access.log | head -1").split()[0]
+    log = f"/var/log/nginx/{APP}.access.log"
+    client = lb.check_output(f"grep -h {marker} {log} | head -1").split()[0]
     assert client != lb_address
     for node in apps.values():
-        logged = node.check_output(f"grep -h {marker} /var/log/nginx/gunship-example.access.log | cut -d' ' -f1 | sort -u")
+        logged = node.check_output(f"grep -h {marker} {log} | cut -d' ' -f1 | sort -u")
         assert logged == client
 
 

@@ -39,6 +39,8 @@ DJANGO = {
     "app_server_names": [HOST],
     # Each host keeps its own SQLite file: the migration runs on every host, not run_once.
     "release_hooks_before_switch": [MIGRATE],
+    # Recorded per release; both releases here have the same migrations, so rollbacks go through.
+    "app_schema_command": "django-admin showmigrations --plan",
     "app_env": {
         "DJANGO_SETTINGS_MODULE": "gunship_django.settings",
         "DJANGO_SECRET_KEY": "molecule-django-secret",
@@ -276,9 +278,15 @@ def test_a_failed_release_that_changed_the_environment_keeps_files_and_live_app_
 
 @pytest.mark.parametrize("name", list(PORTS))
 def test_records_and_uploads_survive_a_release_and_a_rollback(
-    deployed, second_release, rolled_back, name: str
+    deployed, second_release, rolled_back, nodes, name: str
 ) -> None:
     assert rolled_back[name] == deployed[name]
+    node = nodes[name]
+    schemas = [
+        json.loads(node.file(f"{ROOT}/releases/{release}/release.json").content_string)["schema"]
+        for release in (deployed[name], second_release[name])
+    ]
+    assert schemas[0] == schemas[1] and schemas[0]["summary"].endswith("notes.0001_initial")
     about = django(name, "/about").json()
     assert about["version"] == "0.4.1"
     notes = django(name, "/notes").json()["notes"]

@@ -117,7 +117,7 @@ def test_stylesheet_is_served_by_nginx_not_gunicorn(container: str, node: testin
     # Nginx's log names who answered: nobody upstream for the stylesheet, the live slot's
     # Gunicorn socket for the page.
     fetch(container, f"/?probe={marker}")
-    log = node.file("/var/log/nginx/gunship-example.access.log").content_string.splitlines()
+    log = node.file(f"/var/log/nginx/{APP}.access.log").content_string.splitlines()
     [css_line] = [line for line in log if f"/static/style.css?probe={marker}" in line]
     [page_line] = [line for line in log if f"/?probe={marker}" in line]
     assert " upstream=- " in css_line
