@@ -62,6 +62,7 @@ class Target:
     become_password: str | dict | None = None  # a dict: still vault-encrypted
     connection: str = "ssh"  # or "podman"
     podman: str = "podman"  # the podman executable, for the podman connection
+    ssh_args: str = ""  # ansible_ssh_common_args and ansible_ssh_extra_args, for `ssh -t`
 
 
 def inventory_targets(inventory: dict, group: str = APP_GROUP) -> list[Target]:
@@ -103,6 +104,9 @@ def inventory_targets(inventory: dict, group: str = APP_GROUP) -> list[Target]:
                 become_password=hv.get("ansible_become_password") or hv.get("ansible_become_pass"),
                 connection="podman" if podman else "ssh",
                 podman=hv.get("ansible_podman_executable", "podman"),
+                ssh_args=" ".join(
+                    filter(None, (hv.get("ansible_ssh_common_args"), hv.get("ansible_ssh_extra_args")))
+                ),
             )
         )
     if not targets:
@@ -158,7 +162,7 @@ def cached_targets(path: Path) -> list[Target]:
     files = inventory_files(path) if path.exists() else None
     if files is None or os.environ.get("GUNSHIP_FAB_CACHE", "1") == "0":
         return read_targets(path)
-    cache = CACHE_DIR / f"inventory-v2-{cache_key(path, files)}.json"  # v2: with the connection
+    cache = CACHE_DIR / f"inventory-v3-{cache_key(path, files)}.json"  # v3: with ssh_args
     try:
         return [Target(**row) for row in json.loads(cache.read_text())]
     except (OSError, ValueError, TypeError):
@@ -353,20 +357,23 @@ class Prefixed:
         return len(text)
 
     def flush(self) -> None:
+        """Writers flush after each chunk: a partial line waits for its end (see finish)."""
+
+    def finish(self) -> None:
+        """The last line, if the output did not end with a newline."""
         if self.partial:
             self.write("\n")
 
 
 def stream(target: Target, argv: list[str], out: TextIO, *, terminal: bool = False) -> int:
-    """Run `argv` as root on the host, its output written to `out` as it comes; `terminal`: with
-    our input, on a terminal of its own (a pty over SSH; podman's -t when ours is one, the
-    command then writing to our terminal directly). Returns its exit status."""
+    """Run `argv` as root on the host, its output written to `out` as it comes. `terminal`: on a
+    terminal of its own, with our input and our terminal (see on_a_terminal). Returns its exit
+    status."""
+    if terminal and sys.stdin.isatty():
+        return on_a_terminal(target, argv)
     if target.connection == "podman":
-        tty = ["-t"] if terminal and sys.stdin.isatty() else []
-        command = [target.podman, "exec", *(["-i"] if terminal else []), *tty, target.address, *argv]
+        command = [target.podman, "exec", *(["-i"] if terminal else []), target.address, *argv]
         try:
-            if tty:
-                return subprocess.run(command, check=False).returncode
             with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as child:
                 assert child.stdout is not None
                 while chunk := child.stdout.read1(65536):
@@ -375,8 +382,30 @@ def stream(target: Target, argv: list[str], out: TextIO, *, terminal: bool = Fal
         except FileNotFoundError:
             raise Exit(f"{target.name} uses the podman connection, but {target.podman} is missing") from None
     with connect(target) as conn:
-        result = as_root(conn, shlex.join(argv), pty=terminal, warn=True, out_stream=out, err_stream=out)
+        result = as_root(conn, shlex.join(argv), warn=True, out_stream=out, err_stream=out)
     return result.exited
+
+
+def on_a_terminal(target: Target, argv: list[str]) -> int:
+    """`argv` as root on the host, on a terminal of its own wired to ours: the system's `ssh -t`
+    (with the inventory's ansible_ssh_common_args and _extra_args; sudo asks for its password
+    there if it needs one), or `podman exec -it`. The terminal is the user's, as with plain ssh."""
+    if target.connection == "podman":
+        command = [target.podman, "exec", "-it", target.address, *argv]
+    else:
+        remote = argv if target.user == "root" else ["sudo", *argv]
+        command = [
+            "ssh", "-t",
+            *(["-p", str(target.port)] if target.port else []),
+            *(["-i", os.path.expanduser(target.key)] if target.key else []),
+            *shlex.split(target.ssh_args),
+            f"{target.user}@{target.address}" if target.user else target.address,
+            shlex.join(remote),
+        ]  # fmt: skip
+    try:
+        return subprocess.run(command, check=False).returncode
+    except FileNotFoundError:
+        raise Exit(f"{target.name}: fab exec --interactive needs {command[0]} on this machine") from None
 
 
 def host_argv(target: Target, *args: str) -> list[str]:
@@ -409,7 +438,7 @@ def logs(
     def one(target: Target) -> None:
         out = Prefixed(f"{target.name:<{width}}  ", sys.stdout, lock)
         stream(target, host_argv(target, *args), out)
-        out.flush()
+        out.finish()
 
     if not follow:
         for target in targets:
