@@ -216,3 +216,69 @@ def test_without_a_health_path_any_answer_below_500_from_root_passes(
     finally:
         server.shutdown()
         server.server_close()
+
+
+EXEC = SCRIPT.with_name("gunship_exec.py")
+
+
+def as_the_test_user(cycle, tmp_path: Path) -> None:
+    """Commands run "as the app" through the real gunship-exec, as whoever runs the tests."""
+    import grp
+    import pwd
+
+    tool_copy = tmp_path / "gunship-exec"  # installed 0755, as the release role does
+    tool_copy.write_text(EXEC.read_text().replace("#!/usr/bin/python3", f"#!{sys.executable}", 1))
+    tool_copy.chmod(0o755)
+    cycle.exec_tool = str(tool_copy)
+    cycle.user = pwd.getpwuid(os.geteuid()).pw_name
+    cycle.group = grp.getgrgid(os.getegid()).gr_name
+    (tmp_path / "env").write_text('SCHEMA_FILE="%s"\n' % (tmp_path / "schema"))
+    cycle.env_file = str(tmp_path / "env")
+
+
+def test_each_release_records_its_schema_and_a_rollback_across_a_change_is_refused(cycle, tmp_path) -> None:
+    as_the_test_user(cycle, tmp_path)
+    cycle.schema_command = 'cat "$SCHEMA_FILE"'  # the app's environment is there
+    (tmp_path / "schema").write_text("[X] shop.0001_initial\n")
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    assert tool.record_schema(cycle, "r1")["schema"]["summary"] == "[X] shop.0001_initial"
+    (tmp_path / "schema").write_text("[X] shop.0001_initial\n[X] shop.0002_orders\n")
+    add_release(cycle, "r2", "2026-01-02T00:00:00Z", previous="r1")
+    assert tool.record_schema(cycle, "r2")["changed"]
+    assert not tool.record_schema(cycle, "r2")["changed"]  # the same state again
+    go_live(cycle, "r2")
+    os.symlink(cycle.releases_dir / "r2", cycle.root / "current")
+    refusal = tool.schema_refusal(cycle, "r1")
+    assert "only the live release r2 has 1 line(s): '[X] shop.0002_orders'" in refusal
+    assert "'[X] shop.0001_initial'" in refusal and "--force" in refusal
+    # A release that never recorded a state is not compared.
+    add_release(cycle, "r0", "2025-12-31T00:00:00Z")
+    assert tool.schema_refusal(cycle, "r0") is None
+
+
+def test_a_failing_schema_command_names_itself_and_its_output(cycle, tmp_path) -> None:
+    as_the_test_user(cycle, tmp_path)
+    cycle.schema_command = "echo 'no such table: django_migrations' >&2; exit 2"
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    with pytest.raises(tool.CycleError, match=r"(?s)failed in release r1 \(exit 2\).*no such table"):
+        tool.record_schema(cycle, "r1")
+    assert "schema" not in json.loads((cycle.releases_dir / "r1" / "release.json").read_text())
+
+
+def test_maintenance_writes_the_page_with_the_message_escaped_and_removes_it(cycle, tmp_path) -> None:
+    cycle.maintenance_mark = "<!-- message -->"
+    cycle.maintenance_template = str(tmp_path / "template.html")
+    cycle.maintenance_page = str(tmp_path / "www" / "maintenance.html")
+    Path(cycle.maintenance_template).write_text("<p><!-- message --></p>\n")
+    cycle.root.joinpath("audit.log").touch()
+    on = tool.maintenance(cycle, "on", "Back at <noon>", "ops", dry_run=False)
+    assert (on["maintenance"], on["changed"], on["by"]) == (True, True, "ops")
+    assert Path(cycle.maintenance_page).read_text() == "<p>Back at &lt;noon&gt;</p>\n"
+    assert not tool.maintenance(cycle, "on", "Back at <noon>", "ops", dry_run=False)["changed"]
+    assert tool.maintenance(cycle, "status", None, "ops", dry_run=False)["message"] == "Back at <noon>"
+    assert tool.maintenance(cycle, "off", None, "ops", dry_run=True)["changed"]
+    assert Path(cycle.maintenance_page).exists()  # a dry run changes nothing
+    assert tool.maintenance(cycle, "off", None, "ops", dry_run=False)["changed"]
+    assert not Path(cycle.maintenance_page).exists()
+    outcomes = [json.loads(line)["outcome"] for line in cycle.audit_log.read_text().splitlines()]
+    assert outcomes == ["on", "off"]

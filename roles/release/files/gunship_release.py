@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_DIR = Path("/etc/gunship")
+SCHEMA_LINES = 2000  # lines of app_schema_command's output kept in release.json
 
 
 class CycleError(Exception):
@@ -1059,7 +1060,8 @@ def record_schema(cycle: Cycle, release: str) -> dict[str, Any]:
     schema = {
         "digest": hashlib.sha256(output.encode()).hexdigest()[:12],
         "summary": (lines[-1] if lines else "(no output)")[:160],
-        "lines": len(lines),
+        # What a refusal compares line by line (a migration plan is a few hundred lines).
+        "state": [line[:200] for line in lines[:SCHEMA_LINES]],
     }
     record = json.loads((path / "release.json").read_text())
     changed = record.get("schema") != schema
@@ -1078,11 +1080,20 @@ def schema_refusal(cycle: Cycle, target: str) -> str | None:
     ours, theirs = records.get(live or "", {}).get("schema"), records.get(target, {}).get("schema")
     if not ours or not theirs or ours["digest"] == theirs["digest"]:
         return None
+    only_live = [line for line in ours.get("state", []) if line not in theirs.get("state", [])]
+    only_target = [line for line in theirs.get("state", []) if line not in ours.get("state", [])]
+    differences = "".join(
+        f"; only {whose} has {len(found)} line(s): "
+        + ", ".join(map(repr, found[:5]))
+        + (", ..." if found[5:] else "")
+        for whose, found in ((f"the live release {live}", only_live), (f"release {target}", only_target))
+        if found
+    )
     return (
         f"release {target} was deployed with the schema state {theirs['summary']!r} ({theirs['digest']}), "
-        f"but the live release {live} has {ours['summary']!r} ({ours['digest']}): the older code may "
-        "not work with the database as it is now. Bring the schema back first, or roll back anyway "
-        "with --force (fab rollback --force; rollback_force=true for the playbook)."
+        f"but the live release {live} has {ours['summary']!r} ({ours['digest']}){differences}. The older "
+        "code may not work with the database as it is now. Bring the schema back first, or roll back "
+        "anyway with --force (fab rollback --force; rollback_force=true for the playbook)."
     )
 
 
