@@ -206,3 +206,45 @@ def test_a_connection_fab_does_not_speak_is_refused_by_name() -> None:
         Exit, match=r"box uses the community\.docker\.docker connection: fab reaches hosts over SSH"
     ):
         fabfile.inventory_targets(inventory)
+
+
+def test_fab_logs_prefixes_whole_lines_whatever_the_chunks() -> None:
+    """Output arrives in chunks that split lines (and each chunk is flushed): each line is
+    printed once, whole, after its host."""
+    import io
+    import threading
+
+    out = io.StringIO()
+    prefixed = fabfile.Prefixed("web1  ", out, threading.Lock())
+    for chunk in ("app   first li", "ne\r\nnginx-acce", "ss second\nthird"):
+        prefixed.write(chunk)
+        prefixed.flush()
+    prefixed.finish()
+    assert out.getvalue() == "web1  app   first line\nweb1  nginx-access second\nweb1  third\n"
+
+
+def test_fab_exec_takes_everything_after_the_first_double_dash() -> None:
+    argv = ["fab", "exec", "--host", "web1", "--", "sh", "-c", "echo 'a b' -- c"]
+    assert fabfile.command_after_dashes(argv) == ["sh", "-c", "echo 'a b' -- c"]
+    assert fabfile.command_after_dashes(["fab", "exec"]) == []
+
+
+def test_fab_exec_without_a_command_says_how_to_give_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["fab", "exec"])
+    with pytest.raises(Exit, match="needs a command after --"):
+        fabfile.exec_(Context())
+
+
+def test_fab_exec_passes_the_text_after_double_dash_to_the_task_not_to_fabric() -> None:
+    """Fabric runs text after `--` as a shell command of its own on -H hosts (and refuses it
+    without hosts); fabric.yaml's executor leaves it to `fab exec`, which reads the inventory."""
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("fab")), "exec", "--inventory", "/nonexistent", "--", "true"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode != 0
+    assert "Was told to run a command" not in run.stderr
+    assert "no hosts in group" in run.stderr  # the task ran, and read the inventory
