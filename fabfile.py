@@ -299,7 +299,7 @@ def releases(c: Context, inventory: str = DEFAULT_INVENTORY, host: str | None = 
             + (" schema" if schemas else "")
         )
         for row in rows:
-            state = " ".join(m for m in ("live", "warm", "failed") if row[m])
+            state = " ".join(m for m in ("live", "warm") if row[m])
             cells = (row["id"], row["version"], row["deployed_at"], row["deployed_by"], state)
             line = "  {:<18} {!s:<10} {!s:<22} {!s:<12} {:<6}".format(*cells)
             print((line + f" {row.get('schema') or '-'}") if schemas else line.rstrip())

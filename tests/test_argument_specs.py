@@ -44,3 +44,17 @@ def test_the_defaults_have_the_types_the_spec_gives(role: str) -> None:
         assert isinstance(value, PYTHON_TYPES[kind]), f"{name}: {value!r} is not {kind}"
         if "choices" in specs[name]:
             assert value in specs[name]["choices"], name
+
+
+def test_no_two_options_share_a_description() -> None:
+    """Each option says what it is on its own: a description copied onto several options
+    (a block comment of the defaults file) tells `ansible-doc` readers nothing about which is which."""
+    seen: dict[str, str] = {}
+    shared = []
+    for role in ROLES:
+        for name, option in options(role).items():
+            text = " ".join(option.get("description", "").split())
+            if text in seen:
+                shared.append(f"{name} has the description of {seen[text]}")
+            seen.setdefault(text, name)
+    assert shared == []

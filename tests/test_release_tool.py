@@ -45,12 +45,10 @@ def cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     )
 
 
-def add_release(cycle, rid: str, at: str, previous: str | None = None, failed: bool = False) -> None:
+def add_release(cycle, rid: str, at: str, previous: str | None = None) -> None:
     path = cycle.releases_dir / rid
     path.mkdir()
     record = {"id": rid, "version": rid[-1], "deployed_at": at, "previous": previous}
-    if failed:
-        record["failed"] = True
     (path / "release.json").write_text(json.dumps(record))
 
 
@@ -68,9 +66,10 @@ def test_rollback_picks_the_release_before_the_live_one(cycle) -> None:
     assert tool.rollback_target(cycle, "r1") == "r1"
 
 
-def test_rollback_never_picks_a_failed_release(cycle) -> None:
+def test_rollback_skips_a_release_its_deploy_removed(cycle) -> None:
+    """r3's previous release r2 is gone (its deploy failed and removed it, or it was pruned):
+    the rollback goes to the newest release older than r3 that is still there."""
     add_release(cycle, "r1", "2026-01-01T00:00:00Z")
-    add_release(cycle, "r2", "2026-01-02T00:00:00Z", previous="r1", failed=True)
     add_release(cycle, "r3", "2026-01-03T00:00:00Z", previous="r2")
     go_live(cycle, "r3")
     assert tool.rollback_target(cycle, None) == "r1"

@@ -38,6 +38,7 @@ import hashlib
 import html
 import http.client
 import importlib
+import itertools
 import json
 import os
 import shlex
@@ -50,6 +51,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,21 +266,43 @@ def health_rule(cycle: Cycle) -> str:
     return f"app_health_path {cycle.health_path} must answer 2xx"
 
 
-def wait_healthy(cycle: Cycle, slot: str) -> None:
-    """The health path passes (is_healthy) over the slot's own socket within health_timeout."""
-    deadline = time.monotonic() + cycle.health_timeout
+def poll_health(
+    cycle: Cycle,
+    connect: Callable[[], http.client.HTTPConnection],
+    *,
+    tries: int,
+    pause: float,
+    seconds: float | None = None,
+) -> str | None:
+    """GET the health path over connections from `connect` until it passes (is_healthy): None, or
+    what it last answered once `tries` are used up (or `seconds` have passed)."""
+    deadline = time.monotonic() + seconds if seconds is not None else None
     last = "no answer"
-    while time.monotonic() < deadline:
+    for attempt in itertools.count(1):
         try:
-            status = http_status(
-                UnixHTTPConnection(cycle.socket_of(slot), 5), cycle.health_path, cycle.health_host
-            )
+            status = http_status(connect(), cycle.health_path, cycle.health_host)
             if is_healthy(cycle, status):
-                return
+                return None
             last = f"HTTP {status}"
         except OSError as error:
             last = str(error)
-        time.sleep(0.5)
+        if attempt >= tries or (deadline is not None and time.monotonic() + pause >= deadline):
+            return last
+        time.sleep(pause)
+    return last  # not reached
+
+
+def wait_healthy(cycle: Cycle, slot: str) -> None:
+    """The health path passes (is_healthy) over the slot's own socket within health_timeout."""
+    last = poll_health(
+        cycle,
+        lambda: UnixHTTPConnection(cycle.socket_of(slot), 5),
+        tries=sys.maxsize,
+        pause=0.5,
+        seconds=cycle.health_timeout,
+    )
+    if last is None:
+        return
     raise CycleError(
         f"slot {slot} did not pass the health check: GET {cycle.health_path} (Host: {cycle.health_host}) "
         f"over {cycle.socket_of(slot)} gave {last} within {cycle.health_timeout:g} s "
@@ -313,17 +337,7 @@ def front_connection(cycle: Cycle) -> http.client.HTTPConnection:
 
 def front_healthy(cycle: Cycle, tries: int = 10) -> str | None:
     """None when the health path passes (is_healthy) through Nginx; else what it answered."""
-    last = "no answer"
-    for _ in range(tries):
-        try:
-            status = http_status(front_connection(cycle), cycle.health_path, cycle.health_host)
-            if is_healthy(cycle, status):
-                return None
-            last = f"HTTP {status}"
-        except OSError as error:
-            last = str(error)
-        time.sleep(0.3)
-    return last
+    return poll_health(cycle, lambda: front_connection(cycle), tries=tries, pause=0.3)
 
 
 def upstream_text(cycle: Cycle, slot: str) -> str:
@@ -583,7 +597,6 @@ def live_state(cycle: Cycle) -> dict[str, Any]:
     reusable = [
         {"id": rid} | {key: rec.get(key) for key in ("wheel_sha256", "wheelhouse_digest")}
         for rid, rec in cycle.records().items()
-        if not rec.get("failed")
     ]
     return {"live_slot": cycle.live_slot() or "", "live_release": record, "releases": reusable}
 
@@ -599,8 +612,6 @@ def activate(cycle: Cycle, release: str, action: str, by: str, force: bool, dry_
     records = cycle.records()
     if release not in records:
         raise CycleError(f"release {release!r} is not on this host; releases: {', '.join(records) or 'none'}")
-    if records[release].get("failed"):
-        raise CycleError(f"release {release} failed its gate earlier and is never activated")
     live = cycle.live_slot()
     running = cycle.running_release(live) if live else None
     live_release = running or (cycle.slot_release(live) if live else None)
@@ -719,7 +730,8 @@ def rollback_target(cycle: Cycle, to: str | None) -> str:
         if to == live:
             raise CycleError(f"cannot roll back to {to}: it is already live")
         return to
-    candidates = [rid for rid, rec in records.items() if rid != live and not rec.get("failed")]
+    # A release that failed its gate is removed by the deploy that made it: never here.
+    candidates = [rid for rid in records if rid != live]
     previous = records.get(live or "", {}).get("previous")
     if previous in candidates:
         return previous
@@ -789,7 +801,6 @@ def releases(cycle: Cycle) -> list[dict[str, Any]]:
             "deployed_by": rec.get("deployed_by"),
             "live": rid == live_release,
             "warm": rid == warm_release and rid != live_release,
-            "failed": bool(rec.get("failed")),
             "schema": (rec.get("schema") or {}).get("summary"),
         }
         for rid, rec in cycle.records().items()
@@ -865,7 +876,7 @@ def install(
 
 
 def release_line(row: dict[str, Any]) -> str:
-    marks = [mark for mark in ("live", "warm", "failed") if row[mark]]
+    marks = [mark for mark in ("live", "warm") if row[mark]]
     fields = [row["id"], row["version"], row["deployed_at"], row["deployed_by"], *marks]
     return "  ".join(map(str, fields))
 
