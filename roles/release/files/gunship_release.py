@@ -8,6 +8,7 @@ runs on the host's own python3.
     gunship-release APP status [--json]
     gunship-release APP releases [--json]
     gunship-release APP activate RELEASE [--action A] [--by WHO] [--force] [--dry-run]
+                                         [--prune KEEP [--keep-release RELEASE ...]]
     gunship-release APP rollback [--to RELEASE] [--by WHO] [--force] [--dry-run]
     gunship-release APP lock --holder WHO [--python PATH] [--dry-run]
     gunship-release APP unlock [--dry-run]
@@ -1119,6 +1120,8 @@ def main(argv: list[str] | None = None) -> int:
     act.add_argument("release")
     act.add_argument("--action", default="deploy")
     act.add_argument("--force", action="store_true")
+    act.add_argument("--prune", type=int, metavar="KEEP", help="then prune as `prune --keep KEEP` does")
+    act.add_argument("--keep-release", action="append", default=[], help="with --prune: never this one")
     back = commands.add_parser("rollback")
     back.add_argument("--to")
     back.add_argument("--force", action="store_true", help="even to a release with another schema state")
@@ -1185,7 +1188,10 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         rows = releases(cycle)
         print(json.dumps(rows) if args.json else "\n".join(map(release_line, rows)))
     elif args.command == "activate":
-        print(json.dumps(activate(cycle, args.release, args.action, args.by, args.force, args.dry_run)))
+        done = activate(cycle, args.release, args.action, args.by, args.force, args.dry_run)
+        if args.prune is not None:  # this release, the live one before it and the slots' are kept
+            done["removed"] = prune(cycle, args.prune, [args.release, *args.keep_release], args.dry_run)
+        print(json.dumps(done))
     elif args.command == "rollback":
         target = rollback_target(cycle, args.to)
         refusal = schema_refusal(cycle, target)
