@@ -114,6 +114,17 @@ def test_create_only_and_report_only(tmp_path: Path) -> None:
     assert result["differs"] == [str(unit)]
     assert upstream.read_text() == "server unix:/run/green.sock;\n"
     assert not unit.exists()
+    # A log file the web server created world-readable: its lines stay, its mode is made ours.
+    log = tmp_path / "app.access.log"
+    log.write_text("GET / 200\n")
+    log.chmod(0o644)
+    result = ensure(tmp_path, [{"path": str(log), "content": "", "create_only": True, "mode": "0640"}])
+    assert result["changed"] is True
+    assert (log.read_text(), log.stat().st_mode & 0o777) == ("GET / 200\n", 0o640)
+    assert (
+        ensure(tmp_path, [{"path": str(log), "content": "", "create_only": True, "mode": "0640"}])["changed"]
+        is False
+    )
 
 
 def test_a_secret_never_shows(tmp_path: Path) -> None:

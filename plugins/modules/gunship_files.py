@@ -17,8 +17,8 @@ Each entry:
     group     group name (default root)
     mode      octal string, "0644" (default 0644 for files, 0755 for directories)
     validate  command run on the new file before it replaces the old one; %s is its path
-    create_only  true: write the file only when there is none (its content is then someone
-              else's, as `copy force: false`)
+    create_only  true: write the content only when there is no file (its content is then someone
+              else's, as `copy force: false`); its owner, group and mode are still ensured
     report_only  true: never write it; `differs` lists it when the host's copy is not the one
               given (a task after this one installs it)
     secret    true: no diff of its content, and the content is masked wherever the result
@@ -126,8 +126,13 @@ def ensure_file(entry: dict[str, Any], check: bool) -> tuple[bool, dict[str, str
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
-    if st is not None and entry.get("create_only"):
-        return False, None
+    if st is not None and entry.get("create_only"):  # the content is someone else's; the rest ours
+        if not stat.S_ISREG(st.st_mode) or not _attrs_differ(st, uid, gid, mode):
+            return False, None
+        if not check:
+            os.chown(path, uid, gid)
+            os.chmod(path, mode)
+        return True, None
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise ValueError(f"{path} should be a file, and is another kind of file: left as it is")
     old = _read(path) if st is not None else None

@@ -286,7 +286,8 @@ def test_records_and_uploads_survive_a_release_and_a_rollback(
         json.loads(node.file(f"{ROOT}/releases/{release}/release.json").content_string)["schema"]
         for release in (deployed[name], second_release[name])
     ]
-    assert schemas[0] == schemas[1] and schemas[0]["summary"].endswith("notes.0001_initial")
+    assert schemas[0] == schemas[1]
+    assert "[X]  notes.0001_initial" in schemas[0]["state"]  # the project's own migration, applied
     about = django(name, "/about").json()
     assert about["version"] == "0.4.1"
     notes = django(name, "/notes").json()["notes"]
