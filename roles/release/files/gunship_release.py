@@ -207,16 +207,6 @@ def is_active(unit: str) -> bool:
     return systemctl("is-active", "--quiet", unit, check=False).returncode == 0
 
 
-def journal_tail(unit: str, lines: int) -> str:
-    result = subprocess.run(
-        ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines), "-u", unit],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip()
-
-
 def atomic_symlink(target: str | Path, link: Path) -> None:
     tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     with contextlib.suppress(FileNotFoundError):
@@ -448,7 +438,8 @@ class SystemdSlots(ProcessManager):
             systemctl("stop", self.cooldown(slot) + suffix, check=False)
 
     def log_tail(self, slot: str, lines: int) -> str:
-        return journal_tail(self.cycle.unit(slot), lines)
+        command = self.log_command([slot], lines, follow=False)
+        return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
 
     def log_command(self, slots: list[str], lines: int, follow: bool) -> list[str]:
         units = [arg for slot in slots for arg in ("-u", self.cycle.unit(slot))]
@@ -999,14 +990,14 @@ def print_logs(cycle: Cycle, lines: int, follow: bool) -> int:
                     sys.stdout.write(f"{tag:<12} {line}")
                     sys.stdout.flush()
 
-    pumps = [
-        threading.Thread(target=pump, args=item, daemon=True)
-        for item in log_sources(cycle, lines, follow).items()
-    ]
+    sources = log_sources(cycle, lines, follow)
+    if not follow:  # one source after another
+        for tag, argv in sources.items():
+            pump(tag, argv)
+        return 0
+    pumps = [threading.Thread(target=pump, args=item, daemon=True) for item in sources.items()]
     for thread in pumps:
         thread.start()
-        if not follow:
-            thread.join()  # one source after another
     try:
         for thread in pumps:
             thread.join()
