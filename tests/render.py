@@ -53,8 +53,15 @@ def role_defaults(role: str, **overrides: Any) -> dict[str, Any]:
     env = environment()
     for _ in range(5):  # defaults refer to each other; a few passes settle them
         for key, value in values.items():
-            if isinstance(value, str) and "{{" in value and key not in overrides:
+            if key in overrides:
+                continue
+            if isinstance(value, str) and "{{" in value:
                 values[key] = env.from_string(value).render(**context, **values)
+            elif isinstance(value, list) and any(isinstance(item, str) and "{{" in item for item in value):
+                values[key] = [
+                    env.from_string(item).render(**context, **values) if isinstance(item, str) else item
+                    for item in value
+                ]
     return values
 
 

@@ -114,7 +114,7 @@ def test_the_check_refuses_a_missing_helper(tmp_path: Path) -> None:
 
 def test_gunicorn_binds_its_socket_open_only_under_supervisor(tmp_path: Path) -> None:
     # 0o111 masks execute bits only: the socket is 0666, the directory around it guards it.
-    supervisor = check_config(tmp_path, gunicorn_vars(gunicorn_process_manager="supervisor"))
+    supervisor = check_config(tmp_path, gunicorn_vars(gunicorn_binds_socket=True))
     assert supervisor.returncode == 0, supervisor.stderr
     assert printed_setting(supervisor.stdout, "umask") == str(0o111)
     systemd = check_config(tmp_path, gunicorn_vars())

@@ -22,8 +22,8 @@ import pytest
 from render import PROJECT, render, role_defaults
 
 GUNICORN_CONF = "etc/gunship/app/gunicorn.conf.py.j2"
-SERVICE = "etc/systemd/system/gunicorn-app@.service.j2"
-SOCKET = "etc/systemd/system/gunicorn-app@.socket.j2"
+SERVICE = "etc/systemd/system/app-slot@.service.j2"
+SOCKET = "etc/systemd/system/app-slot@.socket.j2"
 SITE = "etc/nginx/sites-available/app.conf.j2"
 DEFAULT_SITE = "etc/nginx/sites-available/default-drop.conf.j2"
 VENV_BIN = Path(sys.executable).parent
@@ -38,6 +38,10 @@ def gunicorn_vars(**overrides: object) -> dict:
             **overrides,
         },
     )
+
+
+def systemd_vars(**overrides: object) -> dict:
+    return role_defaults("systemd", **{"systemd_app_name": "shop", **overrides})
 
 
 def check_config(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess[str]:
@@ -130,11 +134,11 @@ def app_root(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_units_pass_systemd_analyze_verify(tmp_path: Path, app_root: Path) -> None:
-    variables = gunicorn_vars(
-        gunicorn_app_root=str(app_root),
-        gunicorn_app_user="daemon",
-        gunicorn_app_group="daemon",
-        gunicorn_socket_group="daemon",
+    variables = systemd_vars(
+        systemd_app_root=str(app_root),
+        systemd_app_user="daemon",
+        systemd_app_group="daemon",
+        systemd_socket_group="daemon",
     )
     units = tmp_path / "units"
     units.mkdir()
@@ -183,12 +187,12 @@ def exposure(unit_dir: Path, unit: str) -> tuple[int, str]:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_the_slot_service_is_sandboxed_to_an_exposure_of_at_most_2(tmp_path: Path) -> None:
-    variables = gunicorn_vars(gunicorn_app_user="daemon", gunicorn_app_group="daemon")
+    variables = systemd_vars(systemd_app_user="daemon", systemd_app_group="daemon")
     (tmp_path / "gunicorn-shop@.service").write_text(render(SERVICE, variables))
     status, verdict = exposure(tmp_path, "gunicorn-shop@blue.service")
     assert status == 0, verdict
     # The same unit without its sandbox is what the directives are worth.
-    bare = gunicorn_vars(gunicorn_app_user="daemon", gunicorn_app_group="daemon", gunicorn_sandbox={})
+    bare = systemd_vars(systemd_app_user="daemon", systemd_app_group="daemon", systemd_sandbox={})
     (tmp_path / "gunicorn-shop@.service").write_text(render(SERVICE, bare))
     status, verdict = exposure(tmp_path, "gunicorn-shop@blue.service")
     assert status != 0, verdict
@@ -196,7 +200,7 @@ def test_the_slot_service_is_sandboxed_to_an_exposure_of_at_most_2(tmp_path: Pat
 
 def test_an_app_relaxes_one_sandbox_directive_and_keeps_the_rest() -> None:
     overrides = {"MemoryDenyWriteExecute": "no", "ReadWritePaths": "/srv/shop/uploads", "ProtectProc": None}
-    lines = render(SERVICE, gunicorn_vars(gunicorn_sandbox_overrides=overrides)).splitlines()
+    lines = render(SERVICE, systemd_vars(systemd_sandbox_overrides=overrides)).splitlines()
     assert "MemoryDenyWriteExecute=no" in lines and "MemoryDenyWriteExecute=yes" not in lines
     assert "ReadWritePaths=/srv/shop/uploads" in lines
     assert not any(line.startswith("ProtectProc=") for line in lines)
@@ -280,7 +284,7 @@ def test_a_tls_site_with_redirect_hsts_and_rate_limit_passes_nginx_t(tmp_path: P
         "listen 8443 ssl;",
         "ssl_protocols TLSv1.2 TLSv1.3;",
         'add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;',
-        "limit_req zone=shop_gunicorn_req burst=20 nodelay;",
+        "limit_req zone=shop_app_req burst=20 nodelay;",
     ):
         assert directive in site
 
@@ -319,7 +323,7 @@ def test_uploads_are_served_with_the_security_headers_and_a_sandbox() -> None:
 def test_templates_say_they_are_managed() -> None:
     for template, variables in (
         (GUNICORN_CONF, gunicorn_vars()),
-        (SERVICE, gunicorn_vars()),
+        (SERVICE, systemd_vars()),
         (SITE, nginx_vars()),
     ):
         assert render(template, variables).startswith("#\n# Managed by Gunship")

@@ -24,11 +24,14 @@ import testinfra
 
 APP = "gunship-example"
 ROOT = f"/srv/{APP}"
-UNIT = f"gunicorn-{APP}"  # a template: gunicorn-<app>@blue / @green
-ALL_SLOTS = f"{UNIT}@*"
-# What runs the slots in the scenario under test (molecule.yml's verifier env): the same checks
-# hold under systemd and supervisor; these helpers ask whichever it is.
+# What serves and what runs the slots in the scenario under test (molecule.yml's verifier
+# env): the same checks hold for Gunicorn and uWSGI, under systemd and supervisor; these
+# helpers ask whichever it is.
+APP_SERVER = os.environ.get("GUNSHIP_APP_SERVER", "gunicorn")
+UWSGI = APP_SERVER == "uwsgi"
 SUPERVISOR = os.environ.get("GUNSHIP_PROCESS_MANAGER", "systemd") == "supervisor"
+UNIT = f"{APP_SERVER}-{APP}"  # a template: <server>-<app>@blue / @green
+ALL_SLOTS = f"{UNIT}@*"
 SLOTS = ("blue", "green")
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).parents[2]))
 # The tools next to the interpreter running the tests: the project's venv.
@@ -251,7 +254,7 @@ def fingerprint(host: testinfra.host.Host) -> str:
 
 def slot_name(slot: str, app: str = APP) -> str:
     """A slot's systemd unit (without .service), or its supervisor program."""
-    return f"gunicorn-{app}-{slot}" if SUPERVISOR else f"gunicorn-{app}@{slot}"
+    return f"{APP_SERVER}-{app}-{slot}" if SUPERVISOR else f"{APP_SERVER}-{app}@{slot}"
 
 
 def live_unit(host: testinfra.host.Host, app: str = APP) -> str:
@@ -259,7 +262,7 @@ def live_unit(host: testinfra.host.Host, app: str = APP) -> str:
 
 
 def master_pid(host: testinfra.host.Host, app: str = APP) -> int:
-    """The live slot's Gunicorn master, as its process manager knows it (0 while it is down)."""
+    """The live slot's master, as its process manager knows it (0 while it is down)."""
     if SUPERVISOR:
         pid = host.run(f"supervisorctl pid {live_unit(host, app)}").stdout.strip()
         return int(pid) if pid.isdigit() else 0
@@ -279,13 +282,13 @@ def restart_slot(host: testinfra.host.Host, name: str) -> bool:
 
 def slot_log_file(name: str) -> str:
     """A supervisor program's log: /var/log/gunship/<app>/<slot>.log."""
-    app, slot = name.removeprefix("gunicorn-").rsplit("-", 1)
+    app, slot = name.removeprefix(f"{APP_SERVER}-").rsplit("-", 1)
     return f"/var/log/gunship/{app}/{slot}.log"
 
 
 def journal(host: testinfra.host.Host, unit: str, lines: int = 40) -> str:
     """The last lines a unit (or, under supervisor, a slot's program) wrote."""
-    if SUPERVISOR and unit.startswith("gunicorn-"):
+    if SUPERVISOR and unit.startswith(f"{APP_SERVER}-"):
         return host.run(f"tail -n {lines} {slot_log_file(unit)}").stdout
     return host.run(f"journalctl -u {unit} -n {lines} --no-pager").stdout
 

@@ -65,7 +65,8 @@ def hosts_from_env(spec: str) -> dict[str, tuple[int, int]]:
     """GUNSHIP_TEST_HOSTS="NAME=HTTP:HTTPS,...": containers of one's own (already deployed, with
     the scenario's settings, Nginx published on those loopback ports) instead of the scenario's,
     for running a test module against them without molecule; MOLECULE_INVENTORY_FILE names their
-    inventory (GUNSHIP_PROCESS_MANAGER=supervisor when they run under supervisor):
+    inventory (GUNSHIP_PROCESS_MANAGER=supervisor when they run under supervisor,
+    GUNSHIP_APP_SERVER=uwsgi when uWSGI serves them):
 
         GUNSHIP_TEST_HOSTS=mybox=18191:18446 MOLECULE_INVENTORY_FILE=/tmp/inv \
             .venv/bin/pytest molecule/default/tests/test_bad_input.py
@@ -78,13 +79,16 @@ def hosts_from_env(spec: str) -> dict[str, tuple[int, int]]:
     return hosts
 
 
-# These tests also verify the supervisor scenario (its molecule.yml points here). Container
+# These tests also verify the supervisor, uwsgi and uwsgi-supervisor scenarios (their
+# molecule.yml points here). Container
 # name -> the loopback ports its Nginx is published on (HTTP, HTTPS), per scenario.
 SCENARIO_PORTS = (
     hosts_from_env(os.environ.get("GUNSHIP_TEST_HOSTS", ""))
     or {
         "default": {"gunship-default-bookworm": (18081, 18443), "gunship-default-trixie": (18082, 18444)},
         "supervisor": {"gunship-supervisor-trixie": (18083, 18445)},
+        "uwsgi": {"gunship-uwsgi-trixie": (18084, 18446)},
+        "uwsgi-supervisor": {"gunship-uwsgi-supervisor-trixie": (18085, 18447)},
     }[os.environ.get("MOLECULE_SCENARIO_NAME", "default")]
 )
 PORTS = {name: http for name, (http, _) in SCENARIO_PORTS.items()}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 import testinfra
 from conftest import HOSTS, PORTS, SUPERVISOR, deploy, fetch, fingerprint
-from gunship_testkit import self_signed
+from gunship_testkit import APP, APP_SERVER, UWSGI, self_signed
 
 # The checks do not depend on the platform: the runs go to one host of the scenario (the last),
 # and every host's fingerprint is compared. Half the work on a two-host scenario.
@@ -35,6 +35,7 @@ class Case:
     late: bool = False  # refused on a host, after the checks: a run of its own
     keeps: tuple[str, ...] = ()  # variables its message needs at the scenario's value
     manager: bool = False  # the outcome depends on the process manager
+    server: str = ""  # the app server whose settings it checks ("": any)
 
 
 OTHER_MANAGER = "systemd" if SUPERVISOR else "supervisor"
@@ -52,6 +53,12 @@ if SUPERVISOR:  # the supervisor role's checks run only when it is the process m
         keeps=("app_process_manager",),
         manager=True,
     )
+if not SUPERVISOR:  # the systemd role's checks run only when it is the process manager
+    CASES["sandbox overrides that are not a mapping"] = Case(
+        {"systemd_sandbox_overrides": ["MemoryDenyWriteExecute=no"]},
+        ['systemd_sandbox_overrides is ["MemoryDenyWriteExecute=no"]', "mapping of systemd directive names"],
+        manager=True,
+    )
 CASES.update(
     {
         "missing app source": Case(
@@ -61,10 +68,40 @@ CASES.update(
         "zero workers": Case(
             {"gunicorn_workers": 0},
             ["gunicorn_workers is 0", "whole number from 1 to 256"],
+            server="gunicorn",
         ),
         "unknown worker class": Case(
             {"gunicorn_worker_class": "eventlet"},
             ['gunicorn_worker_class is "eventlet"', "choose sync", "gthread", "gevent"],
+            server="gunicorn",
+        ),
+        "zero uWSGI processes": Case(
+            {"uwsgi_processes": 0, "uwsgi_max_processes": 10},
+            ["uwsgi_processes is 0", "whole number from 1 to 256"],
+            server="uwsgi",
+        ),
+        "a worker ceiling below the workers": Case(
+            {"uwsgi_processes": 4, "uwsgi_max_processes": 3},
+            ["uwsgi_max_processes is 3", "above uwsgi_processes (4)"],
+            server="uwsgi",
+        ),
+        "uWSGI threads that are not a number": Case(
+            {"uwsgi_threads": "many"},
+            ['uwsgi_threads is "many"', "whole number from 1 to 1024"],
+            server="uwsgi",
+        ),
+        "a worker class only Gunicorn has, under uWSGI": Case(
+            {"gunicorn_worker_class": "gevent"},
+            [
+                "gunicorn_worker_class is set, but app_server is uwsgi",
+                'gunicorn_worker_class "gevent" is a worker class only Gunicorn has',
+            ],
+            server="uwsgi",
+        ),
+        "an unknown app server": Case(
+            {"app_server": "waitress"},
+            ['playbook: app_server is "waitress": choose gunicorn or uwsgi'],
+            late=True,  # the app server's own checks are skipped: a run of its own
         ),
         "port out of range": Case(
             {"app_http_port": 70000},
@@ -77,6 +114,7 @@ CASES.update(
                 "Set gunicorn_worker_class to gthread",
             ],
             keeps=("gunicorn_worker_class",),
+            server="gunicorn",
         ),
         "app name with capitals": Case(
             {"app_name": "Shop_App"},
@@ -173,17 +211,12 @@ CASES.update(
         "threads that are not a number": Case(
             {"gunicorn_worker_class": "gthread", "gunicorn_threads": "many"},
             ["gunicorn_threads", 'gunicorn_threads is "many"', "whole number from 1 to 1024"],
+            server="gunicorn",
         ),
         "an unknown log level": Case(
             {"gunicorn_loglevel": "verbose"},
             ['gunicorn_loglevel is "verbose"', "choose debug, info"],
-        ),
-        "sandbox overrides that are not a mapping": Case(
-            {"gunicorn_sandbox_overrides": ["MemoryDenyWriteExecute=no"]},
-            [
-                'gunicorn_sandbox_overrides is ["MemoryDenyWriteExecute=no"]',
-                "mapping of systemd directive names",
-            ],
+            server="gunicorn",
         ),
         "a hook without its command": Case(
             {"release_hooks_before_switch": [{"name": "Migrate the database"}]},
@@ -224,9 +257,10 @@ CASES.update(
         "an unknown process manager": Case(
             {"app_process_manager": "runit"},
             [
-                'app_process_manager (release_process_manager) is "runit"',
-                "choose systemd (the default) or supervisor",
+                'playbook: app_process_manager is "runit": choose systemd or supervisor',
+                "the default is systemd",
             ],
+            late=True,  # the process manager's own checks are skipped: a run of its own
         ),
         # Refused later, on a host or while building.
         "wsgi module the app lacks": Case(
@@ -238,7 +272,13 @@ CASES.update(
             {"gunicorn_worker_class": "gevent", "gunicorn_gevent_package": "gevent"},
             ["Write Gunicorn's configuration", "No module named 'packaging'"],
             late=True,
-            manager=True,  # the check runs as the app, through the process manager's tool
+            server="gunicorn",
+        ),
+        "an option uWSGI does not know": Case(
+            {"uwsgi_settings": {"harakiri-verbos": True}},
+            ["Write uWSGI's configuration", "unknown config directive: harakiri-verbos"],
+            late=True,
+            server="uwsgi",
         ),
         "wsgi callable that does not import": Case(
             {"app_wsgi": "gunship_example:make_app()"},
@@ -251,7 +291,8 @@ CASES.update(
         "moving the running app to the other process manager": Case(
             {"app_process_manager": OTHER_MANAGER},
             [
-                f'app_process_manager is "{OTHER_MANAGER}", but gunship-example already runs under',
+                f'app_process_manager is "{OTHER_MANAGER}", but gunship-example already runs on',
+                f"as {APP_SERVER} under {'supervisor' if SUPERVISOR else 'systemd'}",
                 "does not move",
             ],
             late=True,
@@ -288,12 +329,18 @@ def pack(cases: dict[str, Case]) -> list[list[str]]:
     return runs
 
 
+# Only the cases of the scenario's app server (its role's checks run, the other's do not).
+CASES = {name: case for name, case in CASES.items() if case.server in ("", APP_SERVER)}
 RUNS = pack(CASES)
 RUN_OF = {name: index for index, run in enumerate(RUNS) for name in run}
-# Under supervisor only what depends on the process manager runs again, and one shared run of
-# the checks (the first: the supervisor role's own cases come first); the default scenario
-# covers the rest.
-SELECTED = {name for name, case in CASES.items() if not SUPERVISOR or case.manager or RUN_OF[name] == 0}
+# Under supervisor or uWSGI only what depends on the process manager or the app server runs
+# again, and one shared run of the checks (the first: the scenario's own cases come first); the
+# default scenario covers the rest.
+SELECTED = {
+    name
+    for name, case in CASES.items()
+    if not (SUPERVISOR or UWSGI) or case.manager or case.server or RUN_OF[name] == 0
+}
 
 
 @dataclass
@@ -342,7 +389,9 @@ def outcomes(nodes: list[testinfra.host.Host]):
 
 
 def case_param(name: str) -> pytest.param:
-    skip = pytest.mark.skip(reason="does not depend on the process manager: the default scenario runs it")
+    skip = pytest.mark.skip(
+        reason="does not depend on the process manager or app server: the default scenario runs it"
+    )
     return pytest.param(name, id=name, marks=() if name in SELECTED else skip)
 
 
@@ -360,7 +409,7 @@ def test_bad_value_is_refused_and_hosts_are_untouched(outcomes, name: str) -> No
     assert after == before
 
 
-UNITS = " ".join(f"/etc/systemd/system/gunicorn-gunship-example@.{kind}" for kind in ("socket", "service"))
+UNITS = " ".join(f"/etc/systemd/system/{APP_SERVER}-{APP}@.{kind}" for kind in ("socket", "service"))
 
 
 @pytest.mark.skipif(SUPERVISOR, reason="systemd units; supervisor's programs have their own check")
@@ -369,14 +418,14 @@ def test_a_unit_that_fails_its_check_is_never_installed(nodes: list[testinfra.ho
     stay; run again unchanged, it is checked again (a staged pair that failed is not kept)."""
     broken = tmp_path / "broken.service.j2"
     broken.write_text(
-        "[Unit]\nRequires={{ gunicorn_unit }}@%i.socket\n[Service]\nExecStart=/nonexistent/gunicorn\n"
+        "[Unit]\nRequires={{ systemd_unit }}@%i.socket\n[Service]\nExecStart=/nonexistent/gunicorn\n"
     )
     installed = [node.check_output(f"sha256sum {UNITS}") for node in nodes]
     served_before = {name: fetch(name, "/version").json() for name in PORTS}
 
     for attempt in (1, 2):
         run = deploy(
-            "--extra-vars", json.dumps({"gunicorn_service_template": str(broken)}), limit=CHECKED_HOST
+            "--extra-vars", json.dumps({"systemd_service_template": str(broken)}), limit=CHECKED_HOST
         )
         output = run.stdout + run.stderr
         assert run.returncode != 0, f"attempt {attempt}: {output}"

@@ -4,10 +4,13 @@ to release_keep_releases, never the live one or the one before it."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 import testinfra
 from conftest import PORTS, deploy, fetch, live_record, release_versions, versioned_source
+from gunship_testkit import LoadLoop, playbook
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,24 @@ def test_pruning_keeps_the_live_and_previous_releases(second_release, nodes, tmp
     assert run.returncode == 0, run.stdout + run.stderr
     for name, node in nodes.items():
         assert sorted(release_versions(node).values()) == ["1.1.0", "1.2.0"]
+        assert live_record(node)["version"] == "1.2.0"
+        assert fetch(name, "/version").json()["version"] == "1.2.0"
+
+
+def test_a_deploy_and_a_rollback_under_load_fail_no_request(second_release, nodes, tmp_path_factory) -> None:
+    """Traffic through Nginx on every host while a new release switches in and is rolled back:
+    every request is answered, by the old version or the new."""
+    source = versioned_source(tmp_path_factory.mktemp("src"), "1.3.0")
+    with LoadLoop(list(PORTS.values())) as load:
+        run = deploy("--extra-vars", json.dumps({"app_source": str(source)}))
+        assert run.returncode == 0, run.stdout + run.stderr
+        switched = sum(load.versions.values())
+        rollback = playbook("rollback.yml", os.environ["MOLECULE_INVENTORY_FILE"])
+        assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+        time.sleep(1)
+    assert load.failures == [], load.failures[:5]
+    assert load.versions["1.3.0"] > 0 and sum(load.versions.values()) > switched > 0, load.versions
+    for name, node in nodes.items():
         assert live_record(node)["version"] == "1.2.0"
         assert fetch(name, "/version").json()["version"] == "1.2.0"
 

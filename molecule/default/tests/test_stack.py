@@ -51,7 +51,7 @@ def test_supervisord_runs_the_live_slot_and_starts_it_at_boot(
     assert eventually(lambda: fetch(container, "/healthz").status == 200, 30)
 
 
-def gunicorn_master(node: testinfra.host.Host) -> int:
+def app_master(node: testinfra.host.Host) -> int:
     pid = master_pid(node)
     assert pid > 0, journal(node, live_unit(node))
     return pid
@@ -59,11 +59,21 @@ def gunicorn_master(node: testinfra.host.Host) -> int:
 
 def test_worker_count_is_twice_the_cores_plus_one(node: testinfra.host.Host) -> None:
     cores = int(node.check_output("nproc"))
-    assert len(worker_pids(node, gunicorn_master(node))) == 2 * cores + 1
+    assert len(worker_pids(node, app_master(node))) == 2 * cores + 1
+
+
+def test_scale_adds_workers_and_takes_them_away(node: testinfra.host.Host) -> None:
+    """`fab scale` calls this on each host: Gunicorn's TTIN and TTOU, uWSGI's master FIFO."""
+    master = app_master(node)
+    before = len(worker_pids(node, master))
+    node.check_output("gunship-release gunship-example scale +2")
+    assert eventually(lambda: len(worker_pids(node, master)) == before + 2, 20)
+    node.check_output("gunship-release gunship-example scale -2")
+    assert eventually(lambda: len(worker_pids(node, master)) == before, 30)
 
 
 def test_app_processes_run_as_the_app_user(node: testinfra.host.Host) -> None:
-    master = gunicorn_master(node)
+    master = app_master(node)
     users = node.check_output(f"ps --no-headers -o user:32 -p {master} --ppid {master}").split()
     assert users and set(users) == {APP}
 

@@ -13,6 +13,7 @@ runs on the host's own python3.
     gunship-release APP lock --holder WHO [--python PATH] [--dry-run]
     gunship-release APP unlock [--dry-run]
     gunship-release APP scale (+N|-N) [--dry-run]
+    gunship-release APP stop-gracefully SLOT   (for app servers whose graceful stop is not a signal)
     gunship-release APP prune --keep N [--keep-release RELEASE ...] [--dry-run]
     gunship-release APP install RELEASE --archive TAR --lock FILE --record JSON [--static-dir DIR]
     gunship-release APP audit --action A --outcome O [--to RELEASE] [--by WHO] [--reason TEXT]
@@ -26,7 +27,9 @@ runs on the host's own python3.
 
 Settings come from /etc/gunship/APP/cycle.json, written by the release role. The slots run
 under systemd (template units) or supervisor (one program per slot): the `ProcessManager`
-classes below are the only code that knows which.
+classes below are the only code that knows which. Each slot runs Gunicorn or uWSGI: the
+`AppServer` classes are the only code that knows which (how a slot's socket answers a health
+check, how its workers scale, how it stops gracefully); APP_SERVERS registers them.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class Cycle:
     # answering anything but a server error (a login redirect, a 404) counts as up.
     health_accept: str = "2xx"
     process_manager: str = "systemd"
+    app_server: str = "gunicorn"
     # supervisor only: who runs the slots, the group that may reach their sockets, and each
     # slot's log file ({slot}). systemd's units name the user and group themselves.
     user: str = ""
@@ -104,6 +108,9 @@ class Cycle:
     maintenance_mark: str = ""  # where the template takes the message
     schema_command: str = ""
     schema_timeout: float = 120
+    # How long a stopping slot's workers may finish their requests (the app server's graceful
+    # timeout).
+    graceful_seconds: float = 30
 
     @classmethod
     def load(cls, app: str) -> Cycle:
@@ -119,6 +126,10 @@ class Cycle:
     @property
     def manager(self) -> ProcessManager:
         return SupervisorSlots(self) if self.process_manager == "supervisor" else SystemdSlots(self)
+
+    @property
+    def server(self) -> AppServer:
+        return APP_SERVERS[self.app_server](self)
 
     # --- paths and names -------------------------------------------------------------------
     def unit(self, slot: str) -> str:
@@ -259,19 +270,19 @@ def health_rule(cycle: Cycle) -> str:
 
 def poll_health(
     cycle: Cycle,
-    connect: Callable[[], http.client.HTTPConnection],
+    probe: Callable[[], int],
     *,
     tries: int,
     pause: float,
     seconds: float | None = None,
 ) -> str | None:
-    """GET the health path over connections from `connect` until it passes (is_healthy): None, or
-    what it last answered once `tries` are used up (or `seconds` have passed)."""
+    """Ask the health path through `probe` (its status code) until it passes (is_healthy): None,
+    or what it last answered once `tries` are used up (or `seconds` have passed)."""
     deadline = time.monotonic() + seconds if seconds is not None else None
     last = "no answer"
     for attempt in itertools.count(1):
         try:
-            status = http_status(connect(), cycle.health_path, cycle.health_host)
+            status = probe()
             if is_healthy(cycle, status):
                 return None
             last = f"HTTP {status}"
@@ -287,7 +298,7 @@ def wait_healthy(cycle: Cycle, slot: str) -> None:
     """The health path passes (is_healthy) over the slot's own socket within health_timeout."""
     last = poll_health(
         cycle,
-        lambda: UnixHTTPConnection(cycle.socket_of(slot), 5),
+        lambda: cycle.server.health_status(slot),
         tries=sys.maxsize,
         pause=0.5,
         seconds=cycle.health_timeout,
@@ -328,7 +339,12 @@ def front_connection(cycle: Cycle) -> http.client.HTTPConnection:
 
 def front_healthy(cycle: Cycle, tries: int = 10) -> str | None:
     """None when the health path passes (is_healthy) through Nginx; else what it answered."""
-    return poll_health(cycle, lambda: front_connection(cycle), tries=tries, pause=0.3)
+    return poll_health(
+        cycle,
+        lambda: http_status(front_connection(cycle), cycle.health_path, cycle.health_host),
+        tries=tries,
+        pause=0.3,
+    )
 
 
 def upstream_text(cycle: Cycle, slot: str) -> str:
@@ -393,7 +409,7 @@ class ProcessManager:
 
 
 class SystemdSlots(ProcessManager):
-    """Template units gunicorn-APP@SLOT.service, each started by its own listening socket unit:
+    """Template units SERVER-APP@SLOT.service, each started by its own listening socket unit:
     systemd holds the socket, so connections wait in its backlog while a master restarts."""
 
     def main_pid(self, slot: str) -> int:
@@ -456,7 +472,7 @@ def supervisorctl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 class SupervisorSlots(ProcessManager):
-    """One supervisord program per slot (autostart=false; Gunicorn binds its own socket), a boot
+    """One supervisord program per slot (autostart=false; the app server binds its own socket), a boot
     program that starts the live slot, and a cooldown program per slot for the warm time."""
 
     def main_pid(self, slot: str) -> int:
@@ -465,7 +481,7 @@ class SupervisorSlots(ProcessManager):
 
     def prepare(self, slot: str) -> None:
         """The sockets' directory (the app writes, the web server's group may enter, no one
-        else: Gunicorn makes its socket 0666 inside it) and the slot's runtime directory. /run is
+        else: the app server makes its socket 0666 inside it) and the slot's runtime directory. /run is
         empty after a boot, and supervisord creates nothing."""
         cycle = self.cycle
         for path, group in (
@@ -488,6 +504,11 @@ class SupervisorSlots(ProcessManager):
         return result.returncode == 0 and "ERROR" not in result.stdout
 
     def stop(self, slot: str) -> None:
+        # supervisord stops with a signal; an app server whose graceful stop is not one is
+        # asked for it first (systemd's units do the same in ExecStop).
+        pid = self.main_pid(slot)
+        if pid:
+            self.cycle.server.stop_gracefully(slot, pid)
         supervisorctl("stop", self.cycle.unit(slot))
 
     def stop_later(self, slot: str) -> None:
@@ -514,6 +535,173 @@ class SupervisorSlots(ProcessManager):
         return subprocess.run(
             ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=False
         ).stdout.strip()
+
+
+# --- app servers ---------------------------------------------------------------------------
+def wait_exit(pid: int, seconds: float) -> bool:
+    """Whether the process `pid` is gone within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def uwsgi_status(path: str, request_path: str, host: str, timeout: float) -> int:
+    """GET request_path over a uwsgi-protocol socket: the status code of the answer.
+
+    A uwsgi packet is a 4-byte header (modifier 0, the size of what follows as 16-bit little
+    endian, modifier 0) and the request's CGI variables, each name and value preceded by its
+    16-bit little-endian length; the answer is the HTTP response as the app wrote it."""
+    uri = request_path
+    path_info, _, query = request_path.partition("?")
+    variables = {
+        "REQUEST_METHOD": "GET",
+        "REQUEST_URI": uri,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": query,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_NAME": host,
+        "SERVER_PORT": "80",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": host,
+        "HTTP_USER_AGENT": "gunship-release",
+    }
+    body = b"".join(
+        len(part).to_bytes(2, "little") + part
+        for name, value in variables.items()
+        for part in (name.encode(), value.encode())
+    )
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(b"\0" + len(body).to_bytes(2, "little") + b"\0" + body)
+        answer = b""
+        while b"\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    line = answer.split(b"\n", 1)[0].decode("latin-1").split()
+    if len(line) < 2 or not line[0].startswith("HTTP/") or not line[1].isdigit():
+        raise OSError(f"not an HTTP answer over the uwsgi protocol: {answer[:80]!r}")
+    return int(line[1])
+
+
+class AppServer:
+    """What the release cycle asks of the server in a slot (APP_SERVERS names each)."""
+
+    def __init__(self, cycle: Cycle) -> None:
+        self.cycle = cycle
+
+    def health_status(self, slot: str) -> int:
+        """The status code of the health path, asked over the slot's own socket."""
+        raise NotImplementedError
+
+    def scale(self, slot: str, pid: int, change: int, dry_run: bool) -> str:
+        """Add (change > 0) or remove workers of the running master `pid`: what was done."""
+        raise NotImplementedError
+
+    def stop_gracefully(self, slot: str, pid: int) -> None:
+        """Let the master finish its requests and exit (nothing: its stop signal does that)."""
+
+
+class Gunicorn(AppServer):
+    """HTTP over the slot's socket; TTIN and TTOU add and remove a worker; TERM stops
+    gracefully."""
+
+    def health_status(self, slot: str) -> int:
+        cycle = self.cycle
+        return http_status(UnixHTTPConnection(cycle.socket_of(slot), 5), cycle.health_path, cycle.health_host)
+
+    def scale(self, slot: str, pid: int, change: int, dry_run: bool) -> str:
+        sig = signal.SIGTTIN if change > 0 else signal.SIGTTOU
+        if not dry_run:
+            for _ in range(abs(change)):
+                os.kill(pid, sig)
+                time.sleep(0.2)
+        verb = "would send" if dry_run else "sent"
+        return (
+            f"{verb} {sig.name} x{abs(change)} to master {pid} (slot {slot}): this lasts until the "
+            f"next restart or deploy; set gunicorn_workers to keep it"
+        )
+
+
+class Uwsgi(AppServer):
+    """The uwsgi protocol over the slot's socket; the master FIFO (in the slot's runtime
+    directory) adds (`+`) and removes (`-`) a worker in manual cheaper mode, between one and
+    the ini's `processes`, and stops gracefully (`q`)."""
+
+    def fifo(self, slot: str) -> Path:
+        return Path(self.cycle.release_marker.format(slot=slot)).parent / "uwsgi.fifo"
+
+    def tell(self, slot: str, commands: str) -> None:
+        """Write to the master's FIFO (opened without blocking: a master that is gone fails)."""
+        try:
+            fd = os.open(self.fifo(slot), os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:
+            raise CycleError(
+                f"cannot reach slot {slot}'s uWSGI master FIFO {self.fifo(slot)}: {error}"
+            ) from None
+        try:
+            os.write(fd, commands.encode())
+        finally:
+            os.close(fd)
+
+    def health_status(self, slot: str) -> int:
+        cycle = self.cycle
+        return uwsgi_status(cycle.socket_of(slot), cycle.health_path, cycle.health_host, 5)
+
+    def workers(self, pid: int) -> int:
+        found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+        return len(found.stdout.split())
+
+    def ceiling(self, pid: int) -> int:
+        """The ini's `processes`, which manual cheaper mode never exceeds."""
+        try:
+            words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            ini = Path(words[words.index(b"--ini") + 1].decode())
+            for line in ini.read_text().splitlines():
+                name, _, value = line.partition("=")
+                if name.strip() == "processes" and value.strip().isdigit():
+                    return int(value.strip())
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0
+
+    def scale(self, slot: str, pid: int, change: int, dry_run: bool) -> str:
+        now, ceiling = self.workers(pid), self.ceiling(pid)
+        target = now + change
+        if target < 1:
+            raise CycleError(f"slot {slot} runs {now} uWSGI worker(s): it cannot go below one")
+        if ceiling and target > ceiling:
+            raise CycleError(
+                f"slot {slot} runs {now} uWSGI worker(s) of at most {ceiling} (uwsgi_max_processes): "
+                f"{change:+d} would make {target}. Raise uwsgi_max_processes and deploy to go higher"
+            )
+        if not dry_run:
+            for _ in range(abs(change)):
+                self.tell(slot, "+" if change > 0 else "-")
+                time.sleep(0.3)  # the master reads one command per wake-up
+        verb = "would write" if dry_run else "wrote"
+        sign = "+" if change > 0 else "-"
+        return (
+            f"{verb} {sign} x{abs(change)} to master {pid}'s FIFO (slot {slot}): {now} -> {target} "
+            f"workers until the next restart or deploy; set uwsgi_processes to keep it"
+        )
+
+    def stop_gracefully(self, slot: str, pid: int) -> None:
+        with contextlib.suppress(CycleError):
+            self.tell(slot, "q")
+            wait_exit(pid, self.cycle.graceful_seconds)
+
+
+APP_SERVERS: dict[str, type[AppServer]] = {"gunicorn": Gunicorn, "uwsgi": Uwsgi}
 
 
 def boot(cycle: Cycle) -> str:
@@ -775,6 +963,7 @@ def status(cycle: Cycle) -> dict[str, Any]:
         "healthy": healthy,
         "active_since": cycle.manager.started_at(live) if pid else "",
         "process_manager": cycle.process_manager,
+        "app_server": cycle.app_server,
         "pid": pid,
         "warm_slot": idle if warm else None,
         "warm_release": warm,
@@ -880,17 +1069,17 @@ def scale(cycle: Cycle, change: str, dry_run: bool) -> str:
     pid = cycle.manager.main_pid(live) if live else 0
     if not pid:
         raise CycleError(f"{cycle.app} has no running master to scale")
-    count = int(change[1:])
-    sig = signal.SIGTTIN if change[0] == "+" else signal.SIGTTOU
-    if not dry_run:
-        for _ in range(count):
-            os.kill(pid, sig)
-            time.sleep(0.2)
-    verb = "would send" if dry_run else "sent"
-    return (
-        f"{verb} {sig.name} x{count} to master {pid} (slot {live}): this lasts until the next "
-        f"restart or deploy; set gunicorn_workers to keep it"
-    )
+    return cycle.server.scale(live, pid, int(change), dry_run)
+
+
+def stop_gracefully(cycle: Cycle, slot: str) -> str:
+    """A slot's graceful stop, for app servers whose stop is not a signal (systemd's ExecStop,
+    supervisor's stop): the master finishes its requests and exits."""
+    pid = int(os.environ.get("MAINPID") or 0) or cycle.manager.main_pid(slot)
+    if not pid:
+        return f"{cycle.app}: slot {slot} is not running"
+    cycle.server.stop_gracefully(slot, pid)
+    return f"{cycle.app}: slot {slot} stopped gracefully"
 
 
 # --- the import gate -----------------------------------------------------------------------
@@ -1156,6 +1345,7 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_argument("--by", default="root")
     commands.add_parser("boot")
     commands.add_parser("cooldown").add_argument("slot")
+    commands.add_parser("stop-gracefully").add_argument("slot", choices=["blue", "green"])
     commands.add_parser("check-import").add_argument("spec")
     args = parser.parse_args(argv)
     if args.command == "check-import":  # needs no settings: it runs as the app, in a release
@@ -1224,6 +1414,8 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         print(boot(cycle))
     elif args.command == "cooldown":
         print(cooldown(cycle, args.slot))
+    elif args.command == "stop-gracefully":
+        print(stop_gracefully(cycle, args.slot))
     elif args.command == "scale":
         print(scale(cycle, args.workers, args.dry_run))
     elif args.command == "install":
