@@ -322,7 +322,8 @@ def status(c: Context, inventory: str = DEFAULT_INVENTORY, host: str | None = No
 def scale(
     c: Context, workers: str, inventory: str = DEFAULT_INVENTORY, host: str | None = None, dry: bool = False
 ) -> None:
-    """Add or remove workers on the live master (TTIN/TTOU); lasts until the next restart."""
+    """Add or remove workers on the live master (Gunicorn: TTIN/TTOU; uWSGI: its master FIFO);
+    lasts until the next restart."""
     for target, out in on_hosts(inventory, host, "scale", workers, *(["--dry-run"] if dry else [])):
         print(f"{target.name}: {out}")
 
