@@ -31,6 +31,9 @@ LABELS = {
     "sync_default": "sync, Gunship's workers (stack)",
     "gthread": "gthread x 4 threads, as Gunship renders it",
     "gthread_1000": "gthread x 4, worker_connections 1000",
+    "uwsgi": "uWSGI stack (Nginx -> uWSGI, uwsgi protocol)",
+    "uwsgi_direct": "uWSGI, Gunship's workers, direct (http-socket)",
+    "uwsgi_threads": "uWSGI x 4 threads, direct",
 }
 COLOURS = {
     "gunship": "#1f6feb",
@@ -38,6 +41,9 @@ COLOURS = {
     "dev": "#cf222e",
     "default": "#bf8700",
     "static": "#6e7781",
+    "uwsgi": "#1a7f37",
+    "uwsgi_direct": "#4ac26b",
+    "gunicorn_w1": "#bf8700",
 }
 
 
@@ -89,7 +95,11 @@ def save(fig: plt.Figure, docs: Path, name: str) -> str:
 
 def served_stack(stack: dict, docs: Path) -> list[str]:
     data = stack["served_stack"]
-    order = [name for name in ("dev", "default", "direct", "gunship", "static") if name in data]
+    order = [
+        name
+        for name in ("dev", "default", "direct", "gunship", "uwsgi_direct", "uwsgi", "static")
+        if name in data
+    ]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     rps = [data[n]["rps"]["median"] for n in order]
     errs = error_bars([data[n]["rps"] for n in order])
@@ -126,48 +136,75 @@ def served_stack(stack: dict, docs: Path) -> list[str]:
         "",
         f"- Gunship stack / Gunicorn direct with the same workers: **{direct:.2f}x** (target >= 0.9x).",
         f"- Gunship stack / Flask development server: **{dev:.1f}x** (target >= 3x).",
-        "",
     ]
+    if "uwsgi" in data:
+        workers = stack.get("uwsgi_stack_workers", "the same")
+        lines.append(
+            f"- uWSGI stack / Gunship stack (Gunicorn), {workers} workers each: "
+            f"**{data['uwsgi']['ratio_to_gunship']:.2f}x**."
+        )
+    lines.append("")
     return lines
 
 
+SWEEP_SERVERS = {
+    "gunicorn": ("Gunicorn (sync)", COLOURS["direct"]),
+    "uwsgi": ("uWSGI (http-socket)", COLOURS["uwsgi"]),
+}
+
+
 def worker_sweep(stack: dict, docs: Path) -> list[str]:
-    data = stack["worker_sweep"]
-    counts = sorted(int(k) for k in data)
+    sweeps = stack["worker_sweep"]
+    # Results from before uWSGI held Gunicorn's sweep alone, keyed by worker count.
+    if "gunicorn" not in sweeps:
+        sweeps = {"gunicorn": sweeps}
+    servers = [server for server in SWEEP_SERVERS if server in sweeps]
+    counts = sorted(int(k) for k in sweeps["gunicorn"])
     cores = stack.get("container_cores", 2)
     chosen = 2 * cores + 1
     fig, ax = plt.subplots(figsize=(7, 4))
-    med = [data[str(c)]["rps"]["median"] for c in counts]
-    ax.plot(counts, med, marker="o", color=COLOURS["direct"])
-    ax.fill_between(
-        counts,
-        [data[str(c)]["rps"]["min"] for c in counts],
-        [data[str(c)]["rps"]["max"] for c in counts],
-        alpha=0.2,
-    )
+    for server in servers:
+        data = sweeps[server]
+        label, colour = SWEEP_SERVERS[server]
+        ax.plot(
+            counts, [data[str(c)]["rps"]["median"] for c in counts], marker="o", color=colour, label=label
+        )
+        ax.fill_between(
+            counts,
+            [data[str(c)]["rps"]["min"] for c in counts],
+            [data[str(c)]["rps"]["max"] for c in counts],
+            color=colour,
+            alpha=0.2,
+        )
     if chosen in counts:
         ax.axvline(chosen, color=COLOURS["gunship"], linestyle="--", label=f"(2 x {cores}) + 1 = {chosen}")
-        ax.legend()
-    ax.set_xlabel("sync workers")
+    ax.legend()
+    ax.set_xlabel("workers (one thread each)")
     ax.set_ylabel("requests per second")
-    ax.set_title("Gunicorn direct, GET /version, 16 connections")
+    ax.set_title("Direct, no Nginx, GET /version, 16 connections")
     ax.set_ylim(bottom=0)
     image = save(fig, docs, "worker-sweep")
-    best = max(counts, key=lambda c: data[str(c)]["rps"]["median"])
-    lines = heading(
-        "Worker sweep", [], "Throughput against worker count", image, ["workers", "requests/s", "p99"]
-    )
+    columns = ["workers"]
+    for server in servers:
+        columns += [f"{SWEEP_SERVERS[server][0]}: requests/s", "p99"]
+    lines = heading("Worker sweep", [], "Throughput against worker count", image, columns)
     for c in counts:
         mark = " (Gunship's default)" if c == chosen else ""
-        lines.append(f"| {c}{mark} | {span(data[str(c)]['rps'])} | {ms(data[str(c)]['p99_ms']['median'])} |")
-    lines += [
-        "",
-        f"Peak at {best} workers; Gunship's (2 x {cores}) + 1 = {chosen} reaches "
-        f"{data[str(chosen)]['rps']['median'] / data[str(best)]['rps']['median']:.0%} of it."
-        if str(chosen) in data
-        else "",
-        "",
-    ]
+        cells = [
+            f"{span(sweeps[s][str(c)]['rps'])} | {ms(sweeps[s][str(c)]['p99_ms']['median'])}" for s in servers
+        ]
+        lines.append(f"| {c}{mark} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for server in servers:
+        data = sweeps[server]
+        best = max(counts, key=lambda c: data[str(c)]["rps"]["median"])
+        if str(chosen) in data:
+            share = data[str(chosen)]["rps"]["median"] / data[str(best)]["rps"]["median"]
+            lines.append(
+                f"- {SWEEP_SERVERS[server][0]}: peak at {best} workers; Gunship's (2 x {cores}) + 1"
+                f" = {chosen} reaches {share:.0%} of it."
+            )
+    lines.append("")
     return lines
 
 
@@ -177,9 +214,7 @@ def cpu_table(stack: dict, docs: Path) -> list[str]:
     ns = sorted(int(n) for n in data["total_s"][servers[0]])
     fig, ax = plt.subplots(figsize=(7, 4))
     for name in servers:
-        colour = {"dev": COLOURS["dev"], "gunicorn_w1": COLOURS["default"], "gunship": COLOURS["gunship"]}[
-            name
-        ]
+        colour = COLOURS[name]
         ax.plot(
             ns,
             [data["total_s"][name][str(n)]["median"] for n in ns],
@@ -213,7 +248,14 @@ def cpu_table(stack: dict, docs: Path) -> list[str]:
         cells = [f"{data['total_s'][s][str(n)]['median']:.2f} s" for s in servers]
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {data['expected_gunship_s'][str(n)]:.2f} s |")
     worst = max(data["total_s"]["gunship"][str(n)]["median"] / data["expected_gunship_s"][str(n)] for n in ns)
-    lines += ["", f"Gunship's time against ceil(N / cores) x one request: at most {worst:.2f}x across N.", ""]
+    lines += ["", f"Gunship's time against ceil(N / cores) x one request: at most {worst:.2f}x across N."]
+    if "uwsgi" in data["total_s"]:
+        ratio = max(
+            data["total_s"]["uwsgi"][str(n)]["median"] / data["total_s"]["gunship"][str(n)]["median"]
+            for n in ns
+        )
+        lines.append(f"The uWSGI stack against Gunship's (Gunicorn) stack: at most {ratio:.2f}x across N.")
+    lines.append("")
     return lines
 
 
@@ -240,6 +282,56 @@ def io_table(stack: dict, docs: Path) -> list[str]:
     for n in names:
         r = data["results"][n]
         lines.append(f"| {LABELS.get(n, n)} | {r['total_s']:.2f} s | {r['ratio_to_one_wait']:.2f}x |")
+    lines.append("")
+    return lines
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.1f} MiB"
+
+
+def memory(stack: dict, docs: Path) -> list[str]:
+    data = stack["memory"]
+    names = [name for name in ("gunship", "uwsgi") if name in data]
+    fig, ax = plt.subplots(figsize=(9, 3))
+    width = 0.38
+    ys = range(len(names))
+    for offset, key, label in ((-width / 2, "worker_rss_kib", "RSS"), (width / 2, "worker_pss_kib", "PSS")):
+        stats = [data[n][key] for n in names]
+        ax.barh(
+            [y + offset for y in ys],
+            [s["median"] / 1024 for s in stats],
+            width,
+            xerr=[[e / 1024 for e in side] for side in error_bars(stats)],
+            label=label,
+        )
+    ax.set_yticks(list(ys), [LABELS[n] for n in names])
+    ax.set_xlabel("MiB per worker (median; min-max over workers, rounds)")
+    ax.legend()
+    image = save(fig, docs, "memory")
+    lines = heading(
+        "Memory per worker",
+        [
+            f"Both deployed stacks, each read right after the same warm-up ({data['warmup_s']:g} s of wrk,"
+            f" {data['connections']} connections, GET /version through its Nginx): VmRSS from"
+            " /proc/<pid>/status, and PSS from /proc/<pid>/smaps_rollup, which splits pages shared"
+            " between processes among them. Gunship's Gunicorn imports the app in each worker"
+            " (preload_app off); its uwsgi.ini imports it in the master and forks the workers, which"
+            " share those pages: RSS counts them in every worker, PSS once. Both recycle a worker"
+            " after about 1000 requests (max-requests), so a worker read here is young.",
+        ],
+        "Memory per worker",
+        image,
+        ["stack", "workers", "RSS per worker", "PSS per worker", "master RSS", "total RSS", "total PSS"],
+    )
+    for n in names:
+        d = data[n]
+        lines.append(
+            f"| {LABELS[n]} | {d['workers']} | {mib(d['worker_rss_kib']['median'])} "
+            f"({mib(d['worker_rss_kib']['min'])}-{mib(d['worker_rss_kib']['max'])}) | "
+            f"{mib(d['worker_pss_kib']['median'])} | {mib(d['master_rss_kib']['median'])} | "
+            f"{mib(d['total_rss_kib']['median'])} | {mib(d['total_pss_kib']['median'])} |"
+        )
     lines.append("")
     return lines
 
@@ -483,6 +575,7 @@ def main() -> int:
         ("worker_sweep", worker_sweep),
         ("cpu_table", cpu_table),
         ("io_table", io_table),
+        ("memory", memory),
         ("slow_clients", slow_clients),
     ):
         if name in stack:

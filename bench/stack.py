@@ -13,13 +13,18 @@ stack, each on a port published on 127.0.0.1:
     gunship   Nginx -> Gunicorn, as deployed (port 80)       dev       Flask's development server
     direct    Gunicorn with Gunship's workers, no Nginx      default   Gunicorn's defaults (1 sync worker)
     static    Nginx serving a static file (the ceiling)      gthread / gevent   the I/O worker profiles
+    uwsgi     Nginx -> uWSGI (uwsgi_pass), as deployed       uwsgi_direct   uWSGI's http-socket, no Nginx
+                                                             uwsgi_threads  uWSGI with 4 threads a worker
 
-and measures with wrk from the host: throughput and latency of GET /version for each (as a
-ratio to the Gunship stack); a worker sweep from 1 to (4 x cores) + 1; the CPU-bound table (N
-concurrent CPU-bound requests); the I/O-bound table (10 concurrent requests that each wait);
-slow clients (fast requests' success while K slow clients hold connections), direct and
-through Nginx. Every figure is a median of several repetitions with its min and max.
-Not a test: it asserts nothing; it writes what it measured for bench/report.py.
+The uwsgi stack is a second app, the same example app from the same source, deployed into the
+same container with `app_server: uwsgi`. It measures with wrk from the host: throughput and
+latency of GET /version for each (as a ratio to the Gunship stack); a worker sweep from 1 to
+(4 x cores) + 1 for Gunicorn and for uWSGI; the CPU-bound table (N concurrent CPU-bound
+requests); the I/O-bound table (10 concurrent requests that each wait); memory per worker of
+both deployed stacks after the same warm-up; slow clients (fast requests' success while K slow
+clients hold connections), direct and through Nginx. Every figure is a median of several
+repetitions with its min and max. Not a test: it asserts nothing; it writes what it measured
+for bench/report.py.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ CONTAINER = "gunship-bench"
 IMAGE = "localhost/gunship-debian:trixie"
 APP = "gunship-example"
 ROOT = f"/srv/{APP}"
+# The same example app, deployed beside it with `app_server: uwsgi` (Nginx -> uWSGI).
+UWSGI_APP = "gunship-uwsgi"
 WORK = PROJECT / "bench" / ".work" / "stack"
 HOST_HEADER = "localhost"
 # name -> (port inside the container, port published on the host's loopback)
@@ -61,6 +68,10 @@ PORTS = {
     "gevent": (8006, 18186),
     "probe": (8007, 18187),
     "gthread_1000": (8008, 18188),
+    "uwsgi": (8010, 18190),  # the uWSGI app's Nginx (app_http_port)
+    "uwsgi_direct": (8011, 18192),
+    "uwsgi_sweep": (8012, 18193),
+    "uwsgi_threads": (8013, 18194),
     "ssh": (22, 18122),
 }
 CORES = 2  # replaced by the container's own count once it runs
@@ -101,18 +112,40 @@ def fresh_container() -> None:
     (WORK / "known_hosts").unlink(missing_ok=True)
 
 
+# Every release of both apps gets the same requirements: Gunicorn, gevent and pyuwsgi (the
+# package Gunship installs for `app_server: uwsgi`). So every alternative started next to the
+# stack, Gunicorn or uWSGI, runs the same app on the same Python with the same libraries from
+# one venv, and the uWSGI app's venv holds the same wheels as the Gunicorn app's.
+RELEASE_REQUIREMENTS = ["gunicorn>=23,<28", "gunicorn[gevent]>=23,<28", "pyuwsgi>=2.0.28,<2.1"]
+
+
 def inventory() -> str:
-    """An SSH inventory for the bench container: the example app, with gevent in every release
-    so that the gevent profile can run from the same venv."""
+    """An SSH inventory for the bench container: the example app, with gevent and pyuwsgi in
+    every release so that the gevent profile and uWSGI can run from the same venv."""
     inv = ssh_inventory(
         WORK,
         CONTAINER,
         PORTS["ssh"][1],
         deploy_key(WORK),
         app_server_names=[HOST_HEADER, "127.0.0.1"],
-        release_requirements=["gunicorn>=23,<28", "gunicorn[gevent]>=23,<28"],
+        release_requirements=RELEASE_REQUIREMENTS,
     )
     return str(inv)
+
+
+def deploy_uwsgi_app(inv: str, source: Path) -> float:
+    """The example app again, as UWSGI_APP with `app_server: uwsgi`, its Nginx site on its own
+    port: uwsgi.ini from the uwsgi role, uwsgi_pass to the slot's socket, as a user deploys it.
+    The same source and build directory: the wheel and wheelhouse are the Gunicorn app's."""
+    settings = {
+        "app_name": UWSGI_APP,
+        "app_server": "uwsgi",
+        "app_http_port": PORTS["uwsgi"][0],
+        "app_source": str(source),
+    }
+    seconds, _ = timed_playbook("deploy.yml", inv, "-e", json.dumps(settings))
+    print(f"uwsgi app deployed in {seconds:.1f} s", flush=True)
+    return seconds
 
 
 def sources(*versions: str) -> list[Path]:
@@ -160,10 +193,14 @@ def deploy_cycle(rounds: int) -> dict:
 # --- servers next to the stack -------------------------------------------------------------
 
 
-def workers_of_stack() -> int:
-    slot = on_host(f"readlink {ROOT}/slots/live")
-    pid = on_host(f"systemctl show -p MainPID --value gunicorn-{APP}@{slot}.service")
-    return len(on_host(f"pgrep -P {pid}").split())
+def master_of_stack(app: str = APP, server: str = "gunicorn") -> int:
+    """The main process of the app's live slot (Gunicorn's arbiter, uWSGI's master)."""
+    slot = on_host(f"readlink /srv/{app}/slots/live")
+    return int(on_host(f"systemctl show -p MainPID --value {server}-{app}@{slot}.service"))
+
+
+def workers_of_stack(app: str = APP, server: str = "gunicorn") -> int:
+    return len(on_host(f"pgrep -P {master_of_stack(app, server)}").split())
 
 
 def start(name: str, command: str) -> None:
@@ -186,8 +223,14 @@ def start(name: str, command: str) -> None:
 
 def stop(name: str) -> None:
     inner, _ = PORTS[name]
-    # [.] keeps the pattern from matching this shell's own command line.
-    on_host(f"pkill -f -- '0.0.0.0[:]{inner} '; pkill -f -- '--port[ ]{inner} '; sleep 0.5", check=False)
+    # [.] keeps the pattern from matching this shell's own command line. Wait until every
+    # process is gone: the next server on this port binds it.
+    pattern = f"0.0.0.0[:]{inner} |--port[ ]{inner} "
+    on_host(
+        f"pkill -f -- '{pattern}'; for _ in $(seq 50); do pgrep -f -- '{pattern}' >/dev/null || break; "
+        "sleep 0.2; done; sleep 0.3",
+        check=False,
+    )
 
 
 # What Gunship's gunicorn.conf.py sets beyond the workers and costs CPU per request: worker
@@ -200,6 +243,23 @@ def gunicorn(workers: int, worker_class: str = "sync", extra: str = "") -> str:
     return (
         "{venv}/bin/gunicorn --bind 0.0.0.0:{port} "
         f"--workers {workers} --worker-class {worker_class} {extra} 'gunship_example:create_app()'"
+    )
+
+
+# uWSGI started by hand from the same venv, answering HTTP itself (http-socket: no router process
+# in between), with what Gunship's uwsgi.ini sets that costs CPU per request: worker recycling,
+# and no request log (Nginx logs every request). die-on-term: TERM ends it (by default uWSGI
+# reloads on TERM); need-app: no app, no start. http-socket closes the connection after each
+# response without saying so, and wrk counts a read error for every one: `Connection: close`
+# says it, as Gunicorn's sync worker does, so both serve one request per connection.
+UWSGI_SETTINGS = "--max-requests 1000 --max-requests-delta 100"
+
+
+def uwsgi(workers: int, threads: int = 1, extra: str = "") -> str:
+    return (
+        "{venv}/bin/uwsgi --http-socket 0.0.0.0:{port} --master --die-on-term --need-app --strict "
+        "--single-interpreter --disable-logging --add-header 'Connection: close' "
+        f"--processes {workers} --threads {threads} {extra} --module 'gunship_example:create_app()'"
     )
 
 
@@ -269,6 +329,8 @@ def served_stack(rounds: int, seconds: float, connections: int) -> dict:
         "default": ("default", "/version"),
         "direct": ("direct", "/version"),
         "gunship": ("gunship", "/version"),
+        "uwsgi_direct": ("uwsgi_direct", "/version"),
+        "uwsgi": ("uwsgi", "/version"),
         "static": ("gunship", "/static/style.css"),
     }
     runs: dict[str, list[dict]] = {name: [] for name in configs}
@@ -277,7 +339,7 @@ def served_stack(rounds: int, seconds: float, connections: int) -> dict:
             result = wrk(PORTS[server][1], path, seconds, connections)
             runs[name].append(result)
             print(
-                f"stack {round_no + 1}/{rounds} {name:<8} {result['rps']:8.0f} req/s "
+                f"stack {round_no + 1}/{rounds} {name:<12} {result['rps']:8.0f} req/s "
                 f"p50 {result['p50_ms']:6.2f} ms p99 {result['p99_ms']:7.2f} ms",
                 flush=True,
             )
@@ -292,16 +354,28 @@ def served_stack(rounds: int, seconds: float, connections: int) -> dict:
 
 
 def worker_sweep(counts: list[int], rounds: int, seconds: float, connections: int) -> dict:
-    out = {}
+    """Gunicorn and uWSGI, each answering HTTP itself, at each worker count in turn."""
+    servers = {
+        "gunicorn": ("sweep", lambda count: gunicorn(count)),
+        "uwsgi": ("uwsgi_sweep", lambda count: uwsgi(count)),
+    }
+    out: dict[str, dict] = {server: {} for server in servers}
     for count in counts:
-        start("sweep", gunicorn(count))
-        out[str(count)] = repeated(
-            lambda: wrk(PORTS["sweep"][1], "/version", seconds, connections),
-            rounds,
-            WRK_FIGURES,
+        for server, (name, command) in servers.items():
+            start(name, command(count))
+            out[server][str(count)] = repeated(
+                lambda name=name: wrk(PORTS[name][1], "/version", seconds, connections),
+                rounds,
+                WRK_FIGURES,
+            )
+            stop(name)
+        print(
+            f"sweep {count} workers: "
+            + "  ".join(
+                f"{server} {out[server][str(count)]['rps']['median']:.0f} req/s" for server in servers
+            ),
+            flush=True,
         )
-        print(f"sweep {count} workers: {out[str(count)]['rps']['median']:.0f} req/s", flush=True)
-    stop("sweep")
     return out
 
 
@@ -336,7 +410,12 @@ def cpu_table(ns: list[int], rounds: int, target_seconds: float) -> dict:
     )
     work = max(10_000, min(5_000_000, int(200_000 * target_seconds / probe["seconds"])))
     path = f"/cpu?rounds={work}"
-    servers = {"dev": PORTS["dev"][1], "gunicorn_w1": PORTS["default"][1], "gunship": PORTS["gunship"][1]}
+    servers = {
+        "dev": PORTS["dev"][1],
+        "gunicorn_w1": PORTS["default"][1],
+        "gunship": PORTS["gunship"][1],
+        "uwsgi": PORTS["uwsgi"][1],
+    }
     single = {
         name: spread([concurrent(port, path, 1, 120) for _ in range(3)])["median"]
         for name, port in servers.items()
@@ -366,6 +445,8 @@ def io_table(wait: float, n: int = 10) -> dict:
         "gthread": PORTS["gthread"][1],
         "gthread_1000": PORTS["gthread_1000"][1],
         "gevent": PORTS["gevent"][1],
+        "uwsgi": PORTS["uwsgi"][1],
+        "uwsgi_threads": PORTS["uwsgi_threads"][1],
     }
     out = {}
     for name, port in servers.items():
@@ -373,6 +454,54 @@ def io_table(wait: float, n: int = 10) -> dict:
         out[name] = {"total_s": seconds, "ratio_to_one_wait": seconds / wait}
         print(f"io {name}: {seconds:.2f} s for {n} x {wait} s", flush=True)
     return {"wait_s": wait, "concurrent": n, "results": out}
+
+
+def memory_of(master: int) -> dict:
+    """RSS (VmRSS) and PSS (smaps_rollup) in KiB of a master and each of its workers."""
+    lines = on_host(
+        f"for p in {master} $(pgrep -P {master}); do echo $p"
+        " $(awk '/^VmRSS:/ {print $2}' /proc/$p/status)"
+        " $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup); done"
+    ).splitlines()
+    rows = [[int(field) for field in line.split()] for line in lines]
+    (_, master_rss, master_pss), workers = rows[0], rows[1:]
+    return {
+        "master_rss_kib": master_rss,
+        "master_pss_kib": master_pss,
+        "worker_rss_kib": [rss for _, rss, _ in workers],
+        "worker_pss_kib": [pss for _, _, pss in workers],
+    }
+
+
+def memory(rounds: int, seconds: float, connections: int) -> dict:
+    """Memory of both deployed stacks' masters and workers, each read right after the same
+    warm-up (wrk on GET /version through its Nginx), rounds interleaved."""
+    stacks = {"gunship": (APP, "gunicorn"), "uwsgi": (UWSGI_APP, "uwsgi")}
+    runs: dict[str, list[dict]] = {name: [] for name in stacks}
+    for round_no in range(rounds):
+        for name, (app, server) in stacks.items():
+            wrk(PORTS[name][1], "/version", seconds, connections)
+            runs[name].append(memory_of(master_of_stack(app, server)))
+            workers = runs[name][-1]["worker_rss_kib"]
+            print(
+                f"memory {round_no + 1}/{rounds} {name:<8} {len(workers)} workers, RSS "
+                + ", ".join(f"{kib / 1024:.1f}" for kib in workers)
+                + f" MiB; master {runs[name][-1]['master_rss_kib'] / 1024:.1f} MiB",
+                flush=True,
+            )
+    out = {}
+    for name, results in runs.items():
+        out[name] = {
+            "workers": len(results[-1]["worker_rss_kib"]),
+            # Every worker of every round: the spread is across workers as well as rounds.
+            "worker_rss_kib": spread([kib for r in results for kib in r["worker_rss_kib"]]),
+            "worker_pss_kib": spread([kib for r in results for kib in r["worker_pss_kib"]]),
+            "master_rss_kib": spread([r["master_rss_kib"] for r in results]),
+            "total_rss_kib": spread([r["master_rss_kib"] + sum(r["worker_rss_kib"]) for r in results]),
+            "total_pss_kib": spread([r["master_pss_kib"] + sum(r["worker_pss_kib"]) for r in results]),
+            "runs": results,
+        }
+    return {"warmup_s": seconds, "connections": connections} | out
 
 
 def slow_clients(counts: list[int], rounds: int, seconds: float) -> dict:
@@ -406,6 +535,7 @@ def machine() -> dict:
         "podman": podman("--version"),
         "nginx": on_host("nginx -v 2>&1"),
         "gunicorn": on_host(f"{ROOT}/current/venv/bin/gunicorn --version"),
+        "uwsgi": on_host(f"{ROOT}/current/venv/bin/uwsgi --version"),
         "python_container": on_host(f"{ROOT}/current/venv/bin/python --version"),
         "debian": on_host(". /etc/os-release && echo $PRETTY_NAME"),
     }
@@ -434,6 +564,7 @@ REPORT_KEYS = {
     "worker-sweep": "worker_sweep",
     "cpu": "cpu_table",
     "io": "io_table",
+    "memory": "memory",
     "slow-clients": "slow_clients",
 }
 SECTIONS = tuple(REPORT_KEYS)
@@ -471,6 +602,11 @@ def main() -> int:
     CORES = int(on_host("nproc"))
     workers = workers_of_stack()
     report |= {"machine": machine(), "stack_workers": workers, "container_cores": CORES}
+    if {"served-stack", "cpu", "io", "memory"} & set(only):
+        # The copy of 1.0.0 the Gunicorn app's live release was built from, not a new one.
+        v1 = WORK / "src" / "flaskapp-1.0.0"
+        report["uwsgi_app_deploy_s"] = round(deploy_uwsgi_app(inventory(), v1), 1)
+        report["uwsgi_stack_workers"] = workers_of_stack(UWSGI_APP, "uwsgi")
     start("direct", gunicorn(workers, extra=GUNSHIP_SETTINGS))
     start("default", gunicorn(1))
     start("dev", DEV)
@@ -479,6 +615,9 @@ def main() -> int:
     start("gthread", gunicorn(workers, "gthread", "--threads 4 --worker-connections 4 --keep-alive 0"))
     start("gthread_1000", gunicorn(workers, "gthread", "--threads 4"))
     start("gevent", gunicorn(workers, "gevent", "--worker-connections 1000"))
+    start("uwsgi_direct", uwsgi(workers, extra=UWSGI_SETTINGS))
+    # The gthread profile's 4 threads a worker, its other settings left as they are, like gthread's.
+    start("uwsgi_threads", uwsgi(workers, threads=4))
 
     seconds, rounds = (3, 2) if quick else (10, 5)
     if "served-stack" in only:
@@ -491,6 +630,8 @@ def main() -> int:
         report["cpu_table"] = cpu_table(ns, 1 if quick else 3, 0.1 if quick else 0.25)
     if "io" in only:
         report["io_table"] = io_table(1.0 if quick else 5.0)
+    if "memory" in only:
+        report["memory"] = memory(1 if quick else 3, seconds, connections=16)
     if "slow-clients" in only:
         counts = [0, 16] if quick else [0, 4, 16, 64]
         report["slow_clients"] = slow_clients(counts, 1 if quick else 3, 4 if quick else 8)
