@@ -120,6 +120,32 @@ def test_wheelhouse_targets_the_hosts_python_not_the_control_nodes(wheel: dict, 
     assert all(" --hash=sha256:" in line for line in lock)
 
 
+def test_dependencies_are_chosen_by_the_hosts_markers_not_the_control_nodes(
+    wheel: dict, tmp_path: Path
+) -> None:
+    """A dependency's environment markers are the host's: CPython 3.13 needs legacy-cgi (cgi left
+    the standard library) and not importlib-resources' backport, whatever Python runs the build."""
+    result = run(
+        "wheelhouse",
+        wheel["wheel"],
+        tmp_path,
+        "--python",
+        "3.13",
+        "--machine",
+        "x86_64",
+        "--glibc",
+        "2.41",
+        "--requirement",
+        'legacy-cgi>=2.6.4; python_full_version >= "3.13"',
+        "--requirement",
+        'importlib-resources>=6.5.2; python_version < "3.12"',
+    )
+    assert result.returncode == 0, result.stderr
+    names = set(json.loads(result.stdout)["files"])
+    assert any(n.startswith("legacy_cgi-") for n in names), names
+    assert not any(n.startswith("importlib_resources-") for n in names), names
+
+
 def test_wheelhouse_holds_only_the_latest_resolution(wheel: dict, tmp_path: Path) -> None:
     args = [
         "wheelhouse",

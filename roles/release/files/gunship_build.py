@@ -220,6 +220,23 @@ class Target(NamedTuple):
             options += ["--platform", platform]
         return options
 
+    def markers(self) -> dict[str, str]:
+        """The environment markers pip would see on the host. pip's --python-version picks
+        wheels for the target but evaluates a dependency's markers (python_full_version >=
+        "3.13", platform_machine...) against the Python running pip: on a control node with
+        another Python it would fetch what the host does not need and miss what it does."""
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": f"{self.python}.0",
+            "os_name": "posix",
+            "platform_machine": self.machine,
+            "platform_python_implementation": "CPython",
+            "platform_system": "Linux",
+            "python_full_version": f"{self.python}.0",
+            "python_version": self.python,
+            "sys_platform": "linux",
+        }
+
     def tags(self) -> str:
         newest = pip_platforms(self.machine, self.glibc)[0]
         return f"{self.abi}, abi3 or none, on {newest} or an older manylinux, or linux_{self.machine}"
@@ -316,6 +333,7 @@ def wheel_from_sdist(
         target.python,
         *request.common_options(),
         requirement,
+        target=target,
     )
     if download.returncode != 0:
         output = download.stdout
@@ -385,6 +403,8 @@ def build_wheelhouse(
         "target": [python, machine, glibc],
         "requirements": list(requirements),
         "constraints": constraints.read_text() if constraints is not None else None,
+        # Wheelhouses resolved with the control node's markers are resolved once more.
+        "markers": target.markers(),
     }
     if find_links:  # only then, so that wheelhouses recorded before the option stay valid
         inputs["find_links"] = {str(directory): listing(directory) for directory in find_links}
@@ -413,6 +433,7 @@ def build_wheelhouse(
                 f"--find-links={local}",
                 str(wheel),
                 *requirements,
+                target=target,
             )
             if download.returncode == 0:
                 break
@@ -464,8 +485,24 @@ def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
-def pip(command: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "pip", command, "--disable-pip-version-check", *args], env)
+# pip, with the environment markers it evaluates replaced by the target's (Target.markers):
+# `python -c PIP_FOR_TARGET MARKERS_JSON COMMAND ARGS...`.
+PIP_FOR_TARGET = """
+import json, runpy, sys
+from pip._vendor.packaging import markers
+target = json.loads(sys.argv.pop(1))
+here = markers.default_environment
+markers.default_environment = lambda: {**here(), **target}
+sys.argv[0] = "pip"
+runpy.run_module("pip", run_name="__main__", alter_sys=True)
+"""
+
+
+def pip(
+    command: str, *args: str, env: dict[str, str] | None = None, target: Target | None = None
+) -> subprocess.CompletedProcess[str]:
+    prefix = ["-m", "pip"] if target is None else ["-c", PIP_FOR_TARGET, json.dumps(target.markers())]
+    return run([sys.executable, *prefix, command, "--disable-pip-version-check", *args], env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
