@@ -281,3 +281,14 @@ def test_maintenance_writes_the_page_with_the_message_escaped_and_removes_it(cyc
     assert not Path(cycle.maintenance_page).exists()
     outcomes = [json.loads(line)["outcome"] for line in cycle.audit_log.read_text().splitlines()]
     assert outcomes == ["on", "off"]
+
+
+def test_slot_logs_give_both_slots_last_lines_under_supervisor(cycle, tmp_path: Path, capsys) -> None:
+    """What a failed deploy reports: the last lines of both slots, from supervisor's log files."""
+    cycle.process_manager = "supervisor"
+    cycle.log_file = str(tmp_path / "{slot}.log")
+    (tmp_path / "blue.log").write_text("".join(f"blue {n}\n" for n in range(30)))
+    (tmp_path / "green.log").write_text("green failed to import\n")
+    tool.run(cycle, argparse.Namespace(command="slot-logs", lines=3))
+    printed = capsys.readouterr().out.split("\n")
+    assert printed[:4] == ["blue 27", "blue 28", "blue 29", "green failed to import"]

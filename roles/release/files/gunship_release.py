@@ -22,6 +22,7 @@ runs on the host's own python3.
     gunship-release APP check-import SPEC (the import gate: run by a release's Python, as the app)
     gunship-release APP exec [--by WHO] -- COMMAND [ARG ...]   (in the live release, as the app)
     gunship-release APP logs [--lines N] [--follow]
+    gunship-release APP slot-logs [--lines N]   (both slots' last lines, for a failed deploy's report)
     gunship-release APP maintenance (on [--message TEXT] | off | status) [--by WHO] [--dry-run]
     gunship-release APP schema RELEASE    (record the schema state in the release's release.json)
 
@@ -398,7 +399,12 @@ class ProcessManager:
         raise NotImplementedError
 
     def log_tail(self, slot: str, lines: int) -> str:
-        raise NotImplementedError
+        return self.log_tail_of([slot], lines)
+
+    def log_tail_of(self, slots: list[str], lines: int) -> str:
+        """The last `lines` the slots logged, together (by time, where the log keeps it)."""
+        command = self.log_command(slots, lines, follow=False)
+        return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
 
     def log_command(self, slots: list[str], lines: int, follow: bool) -> list[str]:
         """A command that prints the last `lines` of the slots' log, and follows it if asked."""
@@ -452,10 +458,6 @@ class SystemdSlots(ProcessManager):
     def cancel_stop_later(self, slot: str) -> None:
         for suffix in (".timer", ".service"):
             systemctl("stop", self.cooldown(slot) + suffix, check=False)
-
-    def log_tail(self, slot: str, lines: int) -> str:
-        command = self.log_command([slot], lines, follow=False)
-        return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
 
     def log_command(self, slots: list[str], lines: int, follow: bool) -> list[str]:
         units = [arg for slot in slots for arg in ("-u", self.cycle.unit(slot))]
@@ -1317,6 +1319,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = commands.add_parser("logs")
     logs.add_argument("--lines", type=int, default=50)
     logs.add_argument("--follow", action="store_true")
+    commands.add_parser("slot-logs").add_argument("--lines", type=int, default=15)
     commands.add_parser("schema").add_argument("release")
     lock = commands.add_parser("lock")
     lock.add_argument("--holder", required=True)
@@ -1430,6 +1433,8 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         return exec_as_app(cycle, args.argv[1:] if args.argv[:1] == ["--"] else args.argv, args.by)
     elif args.command == "logs":
         return print_logs(cycle, args.lines, args.follow)
+    elif args.command == "slot-logs":
+        print(cycle.manager.log_tail_of(list(cycle.slots), args.lines))
     elif args.command == "maintenance":
         print(json.dumps(maintenance(cycle, args.state, args.message, args.by, args.dry_run)))
     elif args.command == "schema":
