@@ -22,6 +22,8 @@ SDISTS = Path(__file__).resolve().parent / "data" / "sdists"
 # This machine as the target, so that the wheelhouse can be installed here.
 HERE = ["--python", "{}.{}".format(*sys.version_info[:2]), "--machine", platform.machine()]
 HERE += ["--glibc", platform.libc_ver()[1]]
+# A Debian 13 host on x86_64 as the target, whatever Python runs the build.
+TRIXIE = ["--python", "3.13", "--machine", "x86_64", "--glibc", "2.41"]
 
 spec = importlib.util.spec_from_file_location("gunship_build", SCRIPT)
 assert spec and spec.loader
@@ -94,19 +96,7 @@ def test_musl_or_unknown_libc_is_refused() -> None:
 
 
 def test_wheelhouse_targets_the_hosts_python_not_the_control_nodes(wheel: dict, tmp_path: Path) -> None:
-    result = run(
-        "wheelhouse",
-        wheel["wheel"],
-        tmp_path,
-        "--python",
-        "3.13",
-        "--machine",
-        "x86_64",
-        "--glibc",
-        "2.41",
-        "--requirement",
-        "gunicorn>=23,<28",
-    )
+    result = run("wheelhouse", wheel["wheel"], tmp_path, *TRIXIE, "--requirement", "gunicorn>=23,<28")
     assert result.returncode == 0, result.stderr
     house = json.loads(result.stdout)
     names = set(house["files"])
@@ -129,12 +119,7 @@ def test_dependencies_are_chosen_by_the_hosts_markers_not_the_control_nodes(
         "wheelhouse",
         wheel["wheel"],
         tmp_path,
-        "--python",
-        "3.13",
-        "--machine",
-        "x86_64",
-        "--glibc",
-        "2.41",
+        *TRIXIE,
         "--requirement",
         'legacy-cgi>=2.6.4; python_full_version >= "3.13"',
         "--requirement",
@@ -194,8 +179,7 @@ def test_a_tampered_wheel_is_built_again_not_reused(tmp_path: Path) -> None:
 def test_the_same_inputs_give_back_the_wheelhouse_and_refresh_resolves_again(
     wheel: dict, tmp_path: Path
 ) -> None:
-    args = ["wheelhouse", wheel["wheel"], tmp_path / "house", "--python", "3.13"]
-    args += ["--machine", "x86_64", "--glibc", "2.41", "--requirement", "gunicorn>=23,<28"]
+    args = ["wheelhouse", wheel["wheel"], tmp_path / "house", *TRIXIE, "--requirement", "gunicorn>=23,<28"]
     first = json.loads(run(*args).stdout)
     mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "house").iterdir()}
 
@@ -291,8 +275,8 @@ def test_an_sdist_that_compiles_code_is_refused_with_the_ways_out(wheel: dict, t
     with tarfile.open(links / "gunship_test_speedups-1.0.tar.gz", "w:gz") as sdist:
         sdist.add(SDISTS / "speedups", "gunship_test_speedups-1.0")
     house = tmp_path / "house"
-    args = ["wheelhouse", wheel["wheel"], house, "--python", "3.13", "--machine", "x86_64"]
-    args += ["--glibc", "2.41", "--requirement", "gunship-test-speedups==1.0", "--find-links", links]
+    args = ["wheelhouse", wheel["wheel"], house, *TRIXIE]
+    args += ["--requirement", "gunship-test-speedups==1.0", "--find-links", links]
     result = run("--errors-as-json", *args)
     error = json.loads(result.stdout)["error"]
     target = "CPython 3.13 on x86_64 with glibc 2.41"
