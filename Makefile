@@ -27,9 +27,9 @@ host:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt examples/flaskapp/pyproject.toml
+$(VENV)/.installed: requirements.txt examples/flaskapp/pyproject.toml examples/asgiapp/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -e examples/flaskapp
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -e examples/flaskapp -e examples/asgiapp
 	touch $@
 
 images: host
@@ -47,7 +47,7 @@ test: host venv images unit lint molecule
 # pytest exits 5 when it collects nothing: a suite that ran no test has failed.
 unit: venv
 	mkdir -p .reports
-	pytest -q -p no:cacheprovider --junitxml=.reports/unit.xml tests examples/flaskapp/tests; \
+	pytest -q -p no:cacheprovider --junitxml=.reports/unit.xml tests examples/flaskapp/tests examples/asgiapp/tests; \
 	  status=$$?; [ $$status -ne 5 ] || echo "unit: no tests were collected" >&2; \
 	  [ $$status -eq 0 ]
 
@@ -58,7 +58,7 @@ lint: venv
 	ansible-lint
 
 # Two lanes of scenarios side by side; every scenario in molecule/ must be in one of them.
-LANES := "default uwsgi" "release supervisor uwsgi-supervisor cluster"
+LANES := "default uwsgi asgi" "release supervisor uwsgi-supervisor cluster"
 molecule: venv images
 	@for s in molecule/*/molecule.yml; do s=$${s#molecule/}; s=$${s%/molecule.yml}; \
 	  [[ " $(subst ",,$(LANES)) " == *" $$s "* ]] || { echo "molecule/$$s is in no lane of LANES" >&2; exit 1; }; done
