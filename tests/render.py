@@ -42,9 +42,12 @@ def environment() -> jinja2.Environment:
 
 
 def role_defaults(role: str, **overrides: Any) -> dict[str, Any]:
-    """A role's defaults with overrides, templated the way Ansible would resolve them."""
+    """A role's defaults and constants with overrides, templated the way Ansible would resolve them."""
     raw = yaml.safe_load((PROJECT / "roles" / role / "defaults" / "main.yml").read_text())
-    values = {**raw, **overrides}
+    # The role's constants (vars/main.yml's names that start with two underscores) too.
+    role_vars = PROJECT / "roles" / role / "vars" / "main.yml"
+    constants = yaml.safe_load(role_vars.read_text()) or {} if role_vars.exists() else {}
+    values = {**{k: v for k, v in constants.items() if k.startswith("__")}, **raw, **overrides}
     context = {
         "ansible_facts": {"processor_vcpus": 2},
         "inventory_hostname": "app1.example.com",

@@ -402,6 +402,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def local_site(tmp_path: Path, upstream: str, **overrides: object) -> tuple[dict, int]:
+    """The site's variables for a real Nginx run from tmp_path (`serving`), on a free loopback
+    port, in front of `upstream` (the address of the upstream's one server), its logs in tmp_path,
+    and the port."""
+    upstream_file = tmp_path / "shop.upstream.conf"  # what gunship-release writes on a switch
+    upstream_file.write_text(f"server {upstream};\n")
+    port = free_port()
+    variables = nginx_vars(
+        **{
+            "nginx_upstream_file": str(upstream_file),
+            "nginx_http_port": port,
+            "nginx_listen_ipv6": False,
+            "nginx_static_root": "",
+            "nginx_access_log": str(tmp_path / "access.log"),
+            "nginx_error_log": str(tmp_path / "site-error.log"),
+            **overrides,
+        }
+    )
+    return variables, port
+
+
 @contextlib.contextmanager
 def serving(tmp_path: Path, site: str, port: int) -> Iterator[None]:
     """A real Nginx in tmp_path serving `site` on 127.0.0.1:port, stopped afterwards. Its workers
@@ -432,17 +453,11 @@ def test_an_app_host_believes_its_load_balancer_and_answers_only_it(tmp_path: Pa
     """A real Nginx with the app-host site: 127.0.0.2 plays the load balancer, 127.0.0.3 a
     stranger; the backend echoes what Nginx forwarded."""
     backend, backend_port = echo_backend()
-    upstream = tmp_path / "shop.upstream.conf"
-    upstream.write_text(f"server 127.0.0.1:{backend_port};\n")
-    port = free_port()
-    variables = nginx_vars(
-        nginx_upstream_file=str(upstream),
-        nginx_http_port=port,
-        nginx_listen_ipv6=False,
+    variables, port = local_site(
+        tmp_path,
+        f"127.0.0.1:{backend_port}",
         nginx_trusted_proxies=["127.0.0.2"],
         nginx_only_trusted_proxies=True,
-        nginx_access_log=str(tmp_path / "access.log"),
-        nginx_error_log=str(tmp_path / "site-error.log"),
     )
     try:
         with serving(tmp_path, render(SITE, variables), port):
@@ -471,20 +486,14 @@ def test_maintenance_answers_503_with_the_page_but_not_health_checks_or_static(t
     """While the page file exists, the app's requests get it (503, Retry-After, the security
     headers); the health path and static files are answered as usual; removed, the app again."""
     backend, backend_port = echo_backend()
-    upstream = tmp_path / "shop.upstream.conf"
-    upstream.write_text(f"server 127.0.0.1:{backend_port};\n")
     (tmp_path / "static").mkdir()
     (tmp_path / "static" / "site.css").write_text("body { color: red }\n")
     page = tmp_path / "maintenance" / "maintenance.html"
     page.parent.mkdir()
-    port = free_port()
-    variables = nginx_vars(
-        nginx_upstream_file=str(upstream),
-        nginx_http_port=port,
-        nginx_listen_ipv6=False,
+    variables, port = local_site(
+        tmp_path,
+        f"127.0.0.1:{backend_port}",
         nginx_static_root=f"{tmp_path}/static/",
-        nginx_access_log=str(tmp_path / "access.log"),
-        nginx_error_log=str(tmp_path / "site-error.log"),
         nginx_maintenance_page=str(page),
         nginx_maintenance_retry_after=120,
         nginx_maintenance_exempt=["/healthz"],

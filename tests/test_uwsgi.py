@@ -16,7 +16,7 @@ import pytest
 import yaml
 from render import PROJECT, environment, render, role_defaults
 from test_release_tool import tool
-from test_templates import SITE, free_port, needs_nginx, nginx_vars, serving
+from test_templates import SITE, local_site, needs_nginx, serving
 
 INI = "etc/gunship/app/uwsgi.ini.j2"
 UWSGI = Path(sys.executable).parent / "uwsgi"
@@ -181,18 +181,7 @@ def test_the_graceful_stop_ends_the_master_and_removes_its_socket(slot) -> None:
 @needs_nginx
 def test_nginx_passes_requests_to_the_slot_over_the_uwsgi_protocol(tmp_path: Path, slot) -> None:
     _, cycle = slot
-    upstream = tmp_path / "shop.upstream.conf"
-    upstream.write_text(f"server unix:{cycle.socket_of('blue')};\n")
-    port = free_port()
-    variables = nginx_vars(
-        nginx_app_protocol="uwsgi",
-        nginx_upstream_file=str(upstream),
-        nginx_http_port=port,
-        nginx_listen_ipv6=False,
-        nginx_static_root="",
-        nginx_access_log=str(tmp_path / "access.log"),
-        nginx_error_log=str(tmp_path / "site-error.log"),
-    )
+    variables, port = local_site(tmp_path, f"unix:{cycle.socket_of('blue')}", nginx_app_protocol="uwsgi")
     site = render(SITE, variables)
     assert "uwsgi_pass shop_app;" in site and "proxy_pass" not in site
     web = tmp_path / "nginx"

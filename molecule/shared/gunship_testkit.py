@@ -120,11 +120,14 @@ def fab(inventory: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def versioned_source(tmp: Path, version: str, patch: Callable[[Path], None] | None = None) -> Path:
-    """A copy of examples/flaskapp with `version` in pyproject.toml (and `patch` applied)."""
-    source = tmp / f"flaskapp-{version}"
+def versioned_source(
+    tmp: Path, version: str, patch: Callable[[Path], None] | None = None, example: str = "flaskapp"
+) -> Path:
+    """A copy of examples/<example> (the Flask app unless named) with `version` in its
+    pyproject.toml, and `patch` applied to its package directory."""
+    source = tmp / f"{example}-{version}"
     shutil.copytree(
-        PROJECT / "examples" / "flaskapp",
+        PROJECT / "examples" / example,
         source,
         ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"),
     )
@@ -135,7 +138,8 @@ def versioned_source(tmp: Path, version: str, patch: Callable[[Path], None] | No
         )
     )
     if patch:
-        patch(source / "src" / "gunship_example")
+        (package,) = (path for path in (source / "src").iterdir() if path.is_dir())
+        patch(package)
     return source
 
 
@@ -224,32 +228,29 @@ def release_versions(node: testinfra.host.Host, app: str = APP) -> dict[str, str
     }
 
 
-# Each slot's state ($slot), as the process manager under test tells it.
-SLOT_STATE = (
-    f"supervisorctl pid {UNIT}-$slot || true"
-    if SUPERVISOR
-    else f"systemctl is-active {UNIT}@$slot.socket {UNIT}@$slot.service || true\n"
-    f"  systemctl show -p MainPID --value {UNIT}@$slot.service"
-)
-# Everything a deploy manages, by content and metadata (not mtimes), and the slots' states.
-# The audit log is left out: recording a refused deploy is its job.
-FINGERPRINT = rf"""
+def fingerprint(host: testinfra.host.Host, app: str = APP) -> str:
+    """A digest of everything a deploy of `app` manages, by content and metadata (not mtimes),
+    and its slots' states as the process manager under test tells them: equal before and after
+    means nothing changed. The audit log is left out: recording a refused deploy is its job."""
+    unit = f"{APP_SERVER}-{app}"
+    slot_state = (
+        f"supervisorctl pid {unit}-$slot || true"
+        if SUPERVISOR
+        else f"systemctl is-active {unit}@$slot.socket {unit}@$slot.service || true\n"
+        f"  systemctl show -p MainPID --value {unit}@$slot.service"
+    )
+    return host.check_output(rf"""
 set -e
-for path in /srv/{APP} /etc/gunship /etc/nginx /etc/systemd/system /etc/supervisor; do
+for path in /srv/{app} /etc/gunship /etc/nginx /etc/systemd/system /etc/supervisor; do
   [ -d "$path" ] || continue
   find "$path" -xdev \( -type f -o -type l -o -type d \) ! -name audit.log -printf '%p %y %l %m %u %g\n'
   find "$path" -xdev -type f ! -name audit.log -exec sha256sum {{}} +
 done | sort
 for slot in blue green; do
-  {SLOT_STATE}
+  {slot_state}
 done
 systemctl is-active nginx || true
-"""
-
-
-def fingerprint(host: testinfra.host.Host) -> str:
-    """A digest of everything a deploy manages: equal before and after means nothing changed."""
-    return host.check_output(FINGERPRINT)
+""")
 
 
 def slot_name(slot: str, app: str = APP) -> str:

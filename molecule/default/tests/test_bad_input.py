@@ -75,6 +75,32 @@ CASES.update(
             ['gunicorn_worker_class is "eventlet"', "choose sync", "gthread", "gevent"],
             server="gunicorn",
         ),
+        "an ASGI worker class for a WSGI app": Case(
+            {"gunicorn_worker_class": "asgi"},
+            [
+                'gunicorn_worker_class is "asgi", a worker class for ASGI apps, but app_interface is "wsgi"',
+                "choose sync, gthread or gevent",
+            ],
+            keeps=("app_interface",),
+            server="gunicorn",
+        ),
+        "an unknown app interface": Case(
+            {"app_interface": "rsgi"},
+            ['app_interface (release_app_interface) is "rsgi": choose wsgi', "or asgi"],
+        ),
+        "an ASGI app under uWSGI": Case(
+            {"app_interface": "asgi"},
+            ['app_interface is "asgi", but app_server is uwsgi', "uWSGI serves WSGI apps only"],
+            server="uwsgi",
+        ),
+        "a stream path that is the whole site": Case(
+            {"app_stream_paths": ["/events", "/"]},
+            ['app_stream_paths (nginx_stream_paths) is ["/events", "/"]', "other than /"],
+        ),
+        "a stream timeout of zero": Case(
+            {"app_stream_timeout": 0},
+            ["app_stream_timeout (nginx_stream_timeout) is 0", "from 1 to 86400"],
+        ),
         "zero uWSGI processes": Case(
             {"uwsgi_processes": 0, "uwsgi_max_processes": 10},
             ["uwsgi_processes is 0", "whole number from 1 to 256"],

@@ -19,7 +19,8 @@ runs on the host's own python3.
     gunship-release APP audit --action A --outcome O [--to RELEASE] [--by WHO] [--reason TEXT]
     gunship-release APP boot              (supervisor: start the live slot when supervisord starts)
     gunship-release APP cooldown SLOT     (supervisor: stop SLOT after warm_seconds)
-    gunship-release APP check-import SPEC (the import gate: run by a release's Python, as the app)
+    gunship-release APP check-import SPEC [--interface wsgi|asgi]
+                                          (the import gate: run by a release's Python, as the app)
     gunship-release APP exec [--by WHO] -- COMMAND [ARG ...]   (in the live release, as the app)
     gunship-release APP logs [--lines N] [--follow]
     gunship-release APP slot-logs [--lines N]   (both slots' last lines, for a failed deploy's report)
@@ -43,6 +44,7 @@ import hashlib
 import html
 import http.client
 import importlib
+import inspect
 import itertools
 import json
 import os
@@ -1106,20 +1108,53 @@ def load_callable(spec: str) -> object:
     return getattr(module, tree.id)
 
 
-def check_import(spec: str) -> int:
-    """0 when the callable imports and is callable; otherwise the reason on stderr and 1."""
+def interface_of(app: object) -> str | None:
+    """ "asgi" when calling the app makes a coroutine (ASGI 3: `async (scope, receive, send)`),
+    "wsgi" when it takes (environ, start_response); None when its signature says neither."""
+    call = app if inspect.isroutine(app) else type(app).__call__.__get__(app)  # its bound __call__
+    if inspect.iscoroutinefunction(call):
+        return "asgi"
+    try:
+        parameters = inspect.signature(call).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = [p.kind for p in parameters if p.default is inspect.Parameter.empty]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return {2: "wsgi", 3: "asgi"}.get(sum(kind in positional for kind in kinds))
+
+
+INTERFACE_SHAPES = {
+    "wsgi": "a WSGI app (it takes environ and start_response)",
+    "asgi": "an ASGI app (an async callable of scope, receive and send)",
+}
+
+
+def check_import(spec: str, interface: str = "wsgi") -> int:
+    """0 when the callable imports, is callable and is of the app's interface (app_interface);
+    otherwise the reason on stderr and 1."""
     # Gunicorn puts its working directory (the release) first on the path, not this script's.
     sys.path[0] = os.getcwd()
+    kind = interface.upper()
     try:
         app = load_callable(spec)
     except Exception:
-        print(f"the WSGI callable {spec!r} does not import in this release:", file=sys.stderr)
+        print(f"the {kind} callable {spec!r} does not import in this release:", file=sys.stderr)
         traceback.print_exc(limit=-3)
         return 1
     if not callable(app):
-        print(f"{spec!r} imported, but it is a {type(app).__name__}, not a WSGI callable", file=sys.stderr)
+        print(f"{spec!r} imported, but it is a {type(app).__name__}, not a {kind} callable", file=sys.stderr)
         return 1
-    print(f"{spec} imports: {type(app).__module__}.{type(app).__qualname__}")
+    found = interface_of(app)
+    if found and found != interface:
+        print(
+            f"{spec!r} is {INTERFACE_SHAPES[found]}, but app_interface is {interface!r}: "
+            f"set app_interface: {found}, or app_wsgi to the app's {kind} callable",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{spec} imports: {type(app).__module__}.{type(app).__qualname__} ({found or 'callable'})")
     return 0
 
 
@@ -1349,10 +1384,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("boot")
     commands.add_parser("cooldown").add_argument("slot")
     commands.add_parser("stop-gracefully").add_argument("slot", choices=["blue", "green"])
-    commands.add_parser("check-import").add_argument("spec")
+    gate = commands.add_parser("check-import")
+    gate.add_argument("spec")
+    gate.add_argument("--interface", choices=sorted(INTERFACE_SHAPES), default="wsgi")
     args = parser.parse_args(argv)
     if args.command == "check-import":  # needs no settings: it runs as the app, in a release
-        return check_import(args.spec)
+        return check_import(args.spec, args.interface)
     try:
         cycle = Cycle.load(args.app)
         return run(cycle, args)
