@@ -34,6 +34,9 @@ LABELS = {
     "uwsgi": "uWSGI stack (Nginx -> uWSGI, uwsgi protocol)",
     "uwsgi_direct": "uWSGI, Gunship's workers, direct (http-socket)",
     "uwsgi_threads": "uWSGI x 4 threads, direct",
+    "asgi": "ASGI stack (Nginx -> Gunicorn, uvicorn's worker), Starlette",
+    "asgi_direct": "Gunicorn's asgi worker, direct, Starlette",
+    "uvicorn_direct": "uvicorn's worker, direct, Starlette",
 }
 COLOURS = {
     "gunship": "#1f6feb",
@@ -44,6 +47,9 @@ COLOURS = {
     "uwsgi": "#1a7f37",
     "uwsgi_direct": "#4ac26b",
     "gunicorn_w1": "#bf8700",
+    "asgi": "#953800",
+    "asgi_direct": "#e16f24",
+    "uvicorn_direct": "#fb8f44",
 }
 
 
@@ -97,7 +103,18 @@ def served_stack(stack: dict, docs: Path) -> list[str]:
     data = stack["served_stack"]
     order = [
         name
-        for name in ("dev", "default", "direct", "gunship", "uwsgi_direct", "uwsgi", "static")
+        for name in (
+            "dev",
+            "default",
+            "direct",
+            "gunship",
+            "uwsgi_direct",
+            "uwsgi",
+            "asgi_direct",
+            "uvicorn_direct",
+            "asgi",
+            "static",
+        )
         if name in data
     ]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -142,6 +159,14 @@ def served_stack(stack: dict, docs: Path) -> list[str]:
         lines.append(
             f"- uWSGI stack / Gunship stack (Gunicorn), {workers} workers each: "
             f"**{data['uwsgi']['ratio_to_gunship']:.2f}x**."
+        )
+    if "asgi" in data:
+        workers = stack.get("asgi_stack_workers", "the same")
+        uvicorn = data["uvicorn_direct"]["rps"]["median"] / data["asgi_direct"]["rps"]["median"]
+        lines.append(
+            f"- ASGI stack (Starlette, uvicorn's worker) / Gunship stack (Flask, sync), {workers}"
+            f" workers each: **{data['asgi']['ratio_to_gunship']:.2f}x**; uvicorn's worker / Gunicorn's"
+            f" asgi worker, both direct: **{uvicorn:.2f}x**."
         )
     lines.append("")
     return lines
@@ -273,7 +298,9 @@ def io_table(stack: dict, docs: Path) -> list[str]:
         "I/O-bound requests",
         [
             f"{data['concurrent']} requests start together; each waits {data['wait_s']:.0f} s"
-            " (like a call to a slow upstream)."
+            " (like a call to a slow upstream). The Flask app's route calls time.sleep (which gevent"
+            " patches); the ASGI example's awaits asyncio.sleep, so one event loop per worker holds"
+            " every wait."
         ],
         "Total time for concurrent waiting requests",
         image,
@@ -292,7 +319,7 @@ def mib(kib: float) -> str:
 
 def memory(stack: dict, docs: Path) -> list[str]:
     data = stack["memory"]
-    names = [name for name in ("gunship", "uwsgi") if name in data]
+    names = [name for name in ("gunship", "uwsgi", "asgi") if name in data]
     fig, ax = plt.subplots(figsize=(9, 3))
     width = 0.38
     ys = range(len(names))

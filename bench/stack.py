@@ -15,9 +15,12 @@ stack, each on a port published on 127.0.0.1:
     static    Nginx serving a static file (the ceiling)      gthread / gevent   the I/O worker profiles
     uwsgi     Nginx -> uWSGI (uwsgi_pass), as deployed       uwsgi_direct   uWSGI's http-socket, no Nginx
                                                              uwsgi_threads  uWSGI with 4 threads a worker
+    asgi      Nginx -> Gunicorn + uvicorn's worker, deployed asgi_direct / uvicorn_direct
+              (the ASGI example, Starlette)                  Gunicorn's asgi and uvicorn's worker, no Nginx
 
 The uwsgi stack is a second app, the same example app from the same source, deployed into the
-same container with `app_server: uwsgi`. It measures with wrk from the host: throughput and
+same container with `app_server: uwsgi`; the asgi stack a third, the ASGI example
+(examples/asgiapp) with `app_interface: asgi`. It measures with wrk from the host: throughput and
 latency of GET /version for each (as a ratio to the Gunship stack); a worker sweep from 1 to
 (4 x cores) + 1 for Gunicorn and for uWSGI; the CPU-bound table (N concurrent CPU-bound
 requests); the I/O-bound table (10 concurrent requests that each wait); memory per worker of
@@ -55,6 +58,8 @@ APP = "gunship-example"
 ROOT = f"/srv/{APP}"
 # The same example app, deployed beside it with `app_server: uwsgi` (Nginx -> uWSGI).
 UWSGI_APP = "gunship-uwsgi"
+# The ASGI example (Starlette), deployed beside them with `app_interface: asgi`.
+ASGI_APP = "gunship-asgi"
 WORK = PROJECT / "bench" / ".work" / "stack"
 HOST_HEADER = "localhost"
 # name -> (port inside the container, port published on the host's loopback)
@@ -72,6 +77,9 @@ PORTS = {
     "uwsgi_direct": (8011, 18192),
     "uwsgi_sweep": (8012, 18193),
     "uwsgi_threads": (8013, 18194),
+    "asgi": (8020, 18195),  # the ASGI app's Nginx (app_http_port)
+    "asgi_direct": (8021, 18196),
+    "uvicorn_direct": (8022, 18197),
     "ssh": (22, 18122),
 }
 CORES = 2  # replaced by the container's own count once it runs
@@ -148,6 +156,30 @@ def deploy_uwsgi_app(inv: str, source: Path) -> float:
     return seconds
 
 
+# The ASGI app's releases get both ASGI worker classes: Gunicorn's own and uvicorn's.
+ASGI_REQUIREMENTS = ["gunicorn>=25.1,<28", "uvicorn-worker>=0.3,<1", "websockets>=14"]
+
+
+def deploy_asgi_app(inv: str) -> float:
+    """The ASGI example as ASGI_APP with `app_interface: asgi`, its Nginx site on its own port,
+    as a user deploys it: uvicorn's worker under Gunicorn, (2 x cores) + 1 workers, websockets on."""
+    root = WORK / "src-asgi"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    settings = {
+        "app_name": ASGI_APP,
+        "app_interface": "asgi",
+        "app_wsgi": "gunship_asgi_example:app",
+        "app_static_dir": "gunship_asgi_example/static",
+        "app_http_port": PORTS["asgi"][0],
+        "app_source": str(versioned_source(root, "1.0.0", example="asgiapp")),
+        "release_requirements": ASGI_REQUIREMENTS,
+    }
+    seconds, _ = timed_playbook("deploy.yml", inv, "-e", json.dumps(settings))
+    print(f"asgi app deployed in {seconds:.1f} s", flush=True)
+    return seconds
+
+
 def sources(*versions: str) -> list[Path]:
     """Fresh copies of the example app at each version (a new directory every run)."""
     root = WORK / "src"
@@ -203,13 +235,13 @@ def workers_of_stack(app: str = APP, server: str = "gunicorn") -> int:
     return len(on_host(f"pgrep -P {master_of_stack(app, server)}").split())
 
 
-def start(name: str, command: str) -> None:
-    """Run `command` in the container as the app user, from the live release, in the background."""
+def start(name: str, command: str, app: str = APP) -> None:
+    """Run `command` in the container as the app's user, from its live release, in the background."""
     stop(name)
     inner, outer = PORTS[name]
-    server = command.format(port=inner, venv=f"{ROOT}/current/venv")
+    server = command.format(port=inner, venv=f"/srv/{app}/current/venv")
     line = f"cd /tmp && exec {server} >/tmp/bench-{name}.log 2>&1"
-    podman("exec", "-d", "--user", APP, CONTAINER, "sh", "-c", line)
+    podman("exec", "-d", "--user", app, CONTAINER, "sh", "-c", line)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -260,6 +292,17 @@ def uwsgi(workers: int, threads: int = 1, extra: str = "") -> str:
         "{venv}/bin/uwsgi --http-socket 0.0.0.0:{port} --master --die-on-term --need-app --strict "
         "--single-interpreter --disable-logging --add-header 'Connection: close' "
         f"--processes {workers} --threads {threads} {extra} --module 'gunship_example:create_app()'"
+    )
+
+
+def gunicorn_asgi(workers: int, worker_class: str) -> str:
+    """The ASGI example under Gunicorn with an ASGI worker class, recycled as Gunship renders
+    it: Gunicorn's own worker after about 1000 requests, uvicorn's never (it drops requests as
+    it recycles)."""
+    recycling = "" if "Uvicorn" in worker_class else GUNSHIP_SETTINGS
+    return (
+        "{venv}/bin/gunicorn --bind 0.0.0.0:{port} "
+        f"--workers {workers} --worker-class {worker_class} {recycling} gunship_asgi_example:app"
     )
 
 
@@ -331,6 +374,9 @@ def served_stack(rounds: int, seconds: float, connections: int) -> dict:
         "gunship": ("gunship", "/version"),
         "uwsgi_direct": ("uwsgi_direct", "/version"),
         "uwsgi": ("uwsgi", "/version"),
+        "asgi_direct": ("asgi_direct", "/version"),
+        "uvicorn_direct": ("uvicorn_direct", "/version"),
+        "asgi": ("asgi", "/version"),
         "static": ("gunship", "/static/style.css"),
     }
     runs: dict[str, list[dict]] = {name: [] for name in configs}
@@ -447,6 +493,9 @@ def io_table(wait: float, n: int = 10) -> dict:
         "gevent": PORTS["gevent"][1],
         "uwsgi": PORTS["uwsgi"][1],
         "uwsgi_threads": PORTS["uwsgi_threads"][1],
+        # The ASGI example's /io awaits asyncio.sleep: one event loop per worker holds every wait.
+        "asgi_direct": PORTS["asgi_direct"][1],
+        "uvicorn_direct": PORTS["uvicorn_direct"][1],
     }
     out = {}
     for name, port in servers.items():
@@ -464,7 +513,8 @@ def memory_of(master: int) -> dict:
         " $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup); done"
     ).splitlines()
     rows = [[int(field) for field in line.split()] for line in lines]
-    (_, master_rss, master_pss), workers = rows[0], rows[1:]
+    # A worker recycled (max-requests) between pgrep and reading its /proc leaves only its pid.
+    (_, master_rss, master_pss), workers = rows[0], [row for row in rows[1:] if len(row) == 3]
     return {
         "master_rss_kib": master_rss,
         "master_pss_kib": master_pss,
@@ -473,15 +523,26 @@ def memory_of(master: int) -> dict:
     }
 
 
-def memory(rounds: int, seconds: float, connections: int) -> dict:
-    """Memory of both deployed stacks' masters and workers, each read right after the same
+def settled_memory(app: str, server: str, workers: int) -> dict:
+    """memory_of the stack once every worker is up: a warm-up recycles each worker many times
+    (max-requests), and one read mid-respawn finds fewer (uWSGI's, once, none at all)."""
+    for _ in range(20):
+        reading = memory_of(master_of_stack(app, server))
+        if len(reading["worker_rss_kib"]) == workers:
+            break
+        time.sleep(0.5)
+    return reading
+
+
+def memory(rounds: int, seconds: float, connections: int, workers: int) -> dict:
+    """Memory of the deployed stacks' masters and workers, each read right after the same
     warm-up (wrk on GET /version through its Nginx), rounds interleaved."""
-    stacks = {"gunship": (APP, "gunicorn"), "uwsgi": (UWSGI_APP, "uwsgi")}
+    stacks = {"gunship": (APP, "gunicorn"), "uwsgi": (UWSGI_APP, "uwsgi"), "asgi": (ASGI_APP, "gunicorn")}
     runs: dict[str, list[dict]] = {name: [] for name in stacks}
     for round_no in range(rounds):
         for name, (app, server) in stacks.items():
             wrk(PORTS[name][1], "/version", seconds, connections)
-            runs[name].append(memory_of(master_of_stack(app, server)))
+            runs[name].append(settled_memory(app, server, workers))
             workers = runs[name][-1]["worker_rss_kib"]
             print(
                 f"memory {round_no + 1}/{rounds} {name:<8} {len(workers)} workers, RSS "
@@ -607,6 +668,10 @@ def main() -> int:
         v1 = WORK / "src" / "flaskapp-1.0.0"
         report["uwsgi_app_deploy_s"] = round(deploy_uwsgi_app(inventory(), v1), 1)
         report["uwsgi_stack_workers"] = workers_of_stack(UWSGI_APP, "uwsgi")
+        report["asgi_app_deploy_s"] = round(deploy_asgi_app(inventory()), 1)
+        report["asgi_stack_workers"] = workers_of_stack(ASGI_APP)
+        start("asgi_direct", gunicorn_asgi(workers, "asgi"), app=ASGI_APP)
+        start("uvicorn_direct", gunicorn_asgi(workers, "uvicorn_worker.UvicornWorker"), app=ASGI_APP)
     start("direct", gunicorn(workers, extra=GUNSHIP_SETTINGS))
     start("default", gunicorn(1))
     start("dev", DEV)
@@ -631,7 +696,7 @@ def main() -> int:
     if "io" in only:
         report["io_table"] = io_table(1.0 if quick else 5.0)
     if "memory" in only:
-        report["memory"] = memory(1 if quick else 3, seconds, connections=16)
+        report["memory"] = memory(1 if quick else 3, seconds, connections=16, workers=workers)
     if "slow-clients" in only:
         counts = [0, 16] if quick else [0, 4, 16, 64]
         report["slow_clients"] = slow_clients(counts, 1 if quick else 3, 4 if quick else 8)
