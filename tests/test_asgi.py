@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from render import render
+from test_import_check import SCRIPT, check_import
 from test_templates import (
     GUNICORN_CONF,
     SITE,
@@ -28,7 +29,6 @@ from test_templates import (
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-SCRIPT = Path(__file__).resolve().parents[1] / "roles" / "release" / "files" / "gunship_release.py"
 ASGI_APP = "gunship_asgi_example:app"
 WSGI_APP = "gunship_example:create_app()"
 RELEASE_ID = "20261204T080000Z"
@@ -74,13 +74,7 @@ legacy = Legacy()
 
 def gate(tmp_path: Path, spec: str, interface: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "plainapps.py").write_text(PLAIN_APPS)
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "shop", "check-import", f"--interface={interface}", spec],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return check_import(SCRIPT, tmp_path, spec, f"--interface={interface}")
 
 
 @pytest.mark.parametrize(

@@ -24,11 +24,11 @@ def broken():
 """
 
 
-def check_import(script: Path, release: Path, spec: str) -> subprocess.CompletedProcess[str]:
-    """`script APP check-import SPEC`, run by the release's Python in the release, as the release
-    role runs gunship-release on a host."""
+def check_import(script: Path, release: Path, spec: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`script APP check-import [OPTIONS] SPEC`, run by the release's Python in the release, as the
+    release role runs gunship-release on a host."""
     return subprocess.run(
-        [sys.executable, str(script), "shop", "check-import", spec],
+        [sys.executable, str(script), "shop", "check-import", *options, spec],
         cwd=release,
         capture_output=True,
         text=True,

@@ -31,7 +31,6 @@ APP_SERVER = os.environ.get("GUNSHIP_APP_SERVER", "gunicorn")
 UWSGI = APP_SERVER == "uwsgi"
 SUPERVISOR = os.environ.get("GUNSHIP_PROCESS_MANAGER", "systemd") == "supervisor"
 UNIT = f"{APP_SERVER}-{APP}"  # a template: <server>-<app>@blue / @green
-ALL_SLOTS = f"{UNIT}@*"
 SLOTS = ("blue", "green")
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).parents[2]))
 # The tools next to the interpreter running the tests: the project's venv.
@@ -294,23 +293,23 @@ def journal(host: testinfra.host.Host, unit: str, lines: int = 40) -> str:
     return host.run(f"journalctl -u {unit} -n {lines} --no-pager").stdout
 
 
-def app_log_mark(host: testinfra.host.Host) -> str:
+def app_log_mark(host: testinfra.host.Host, app: str = APP) -> str:
     """Where the app's slots' logs end now, for app_log_since."""
     if SUPERVISOR:  # each slot's log size
         return " ".join(
-            host.run(f"stat -c %s {slot_log_file(slot_name(s))} || echo 0").stdout.strip() for s in SLOTS
+            host.run(f"stat -c %s {slot_log_file(slot_name(s, app))} || echo 0").stdout.strip() for s in SLOTS
         )
     return host.check_output("date '+%Y-%m-%d %H:%M:%S'")
 
 
-def app_log_since(host: testinfra.host.Host, mark: str) -> str:
-    """What both slots logged after the mark."""
+def app_log_since(host: testinfra.host.Host, mark: str, app: str = APP) -> str:
+    """What both of the app's slots logged after the mark."""
     if SUPERVISOR:
         return "".join(
-            host.run(f"tail -c +{int(size) + 1} {slot_log_file(slot_name(slot))}").stdout
+            host.run(f"tail -c +{int(size) + 1} {slot_log_file(slot_name(slot, app))}").stdout
             for slot, size in zip(SLOTS, mark.split(), strict=True)
         )
-    return host.check_output(f"journalctl -u '{ALL_SLOTS}' --no-pager -o cat --since '{mark}'")
+    return host.check_output(f"journalctl -u '{APP_SERVER}-{app}@*' --no-pager -o cat --since '{mark}'")
 
 
 def worker_pids(host: testinfra.host.Host, master: int) -> list[int]:

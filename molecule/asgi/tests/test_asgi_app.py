@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from gunship_testkit import (
     LoadLoop,
     app_log_mark,
+    app_log_since,
     fetch_port,
     live_record,
     master_pid,
@@ -71,13 +72,9 @@ def test_the_page_names_the_live_release_and_nginx_serves_the_stylesheet(node) -
     css = fetch_port(PORT, "/static/style.css")
     assert css.status == 200 and css.headers["content-type"] == "text/css"
     # Nginx answered it from the release: no upstream in its log line.
-    assert "/static/style.css HTTP/1.1" in node.file(f"/var/log/nginx/{APP}.access.log").content_string
-    last_static = [
-        line
-        for line in node.file(f"/var/log/nginx/{APP}.access.log").content_string.splitlines()
-        if "/static/style.css" in line
-    ][-1]
-    assert "upstream=- " in last_static
+    access_log = node.file(f"/var/log/nginx/{APP}.access.log").content_string
+    static_lines = [line for line in access_log.splitlines() if "/static/style.css HTTP/1.1" in line]
+    assert static_lines and "upstream=- " in static_lines[-1]
 
 
 def test_uvicorns_worker_serves_it_with_a_worker_per_core_and_one(node) -> None:
@@ -115,22 +112,18 @@ def test_server_sent_events_arrive_as_they_are_sent(node) -> None:
     ]
 
 
-def slot_log_since(node, mark: str) -> str:
-    return node.check_output(f"journalctl -u 'gunicorn-{APP}@*' --no-pager -o cat --since '{mark}'")
-
-
 def test_a_failing_request_answers_500_and_its_traceback_is_in_the_journal(node) -> None:
-    mark = app_log_mark(node)
+    mark = app_log_mark(node, APP)
     assert fetch_port(PORT, "/fail").status == 500
     time.sleep(1)
-    logged = slot_log_since(node, mark)
+    logged = app_log_since(node, mark, APP)
     assert "Traceback" in logged and "RuntimeError: the example's deliberate failure" in logged, logged
 
 
 def test_gunicorns_own_asgi_worker_in_its_place(node) -> None:
-    mark = app_log_mark(node)
+    mark = app_log_mark(node, APP)
     deploy("--extra-vars", json.dumps({"gunicorn_worker_class": "asgi"}))
-    assert "Using worker: asgi" in slot_log_since(node, mark)
+    assert "Using worker: asgi" in app_log_since(node, mark, APP)
     assert node.run(f"{ROOT}/current/venv/bin/python -c 'import gunicorn.workers.gasgi'").succeeded
     with websocket() as ws:
         assert greeting(ws) == live_record(node, APP)["id"]
