@@ -538,3 +538,88 @@ def test_check_front_passes_a_2xx_and_names_anything_else() -> None:
     refused = subprocess.run(check, capture_output=True, text=True, check=False)  # nobody listens now
     assert refused.returncode == 1
     assert f"GET http://shop.example.com:{port}/ (through 127.0.0.1) did not answer" in refused.stdout
+
+
+def acme_vars(tmp_path: Path, issued: bool, **overrides: object) -> dict:
+    """An ACME site's variables: before its certificate is issued, or after (a certificate in
+    tmp_path's live directory, as certbot keeps it)."""
+    live = tmp_path / "live"
+    if issued:
+        sys.path.insert(0, str(PROJECT / "molecule" / "shared"))
+        from gunship_testkit import self_signed
+
+        cert, key = self_signed("shop.example.com")
+        (live / "shop").mkdir(parents=True)
+        (live / "shop" / "fullchain.pem").write_text(cert)
+        (live / "shop" / "privkey.pem").write_text(key)
+    return nginx_vars(
+        nginx_tls=True,
+        nginx_tls_acme=True,
+        nginx_acme_live_dir=str(live),
+        nginx_acme_webroot=str(tmp_path / "acme"),
+        _nginx_acme_names=["shop.example.com"] if issued else [],
+        **overrides,
+    )
+
+
+@needs_nginx
+def test_an_acme_site_serves_http_and_the_challenges_until_its_certificate_is_issued(tmp_path: Path) -> None:
+    upstream = tmp_path / "shop.upstream.conf"
+    upstream.write_text("server unix:/run/shop/green.sock fail_timeout=0;\n")
+    before = render(SITE, acme_vars(tmp_path, issued=False, nginx_upstream_file=str(upstream)))
+    assert nginx_test(tmp_path, before).returncode == 0
+    assert " ssl" not in before and "return 301" not in before
+    assert "location ^~ /.well-known/acme-challenge/ {" in before
+    assert f"root {tmp_path}/acme;" in before
+
+    after = render(SITE, acme_vars(tmp_path, issued=True, nginx_upstream_file=str(upstream)))
+    result = nginx_test(tmp_path, after)
+    assert result.returncode == 0, result.stderr
+    assert f"ssl_certificate {tmp_path}/live/shop/fullchain.pem;" in after
+    assert f"ssl_certificate_key {tmp_path}/live/shop/privkey.pem;" in after
+    # Plain HTTP redirects everything but the challenges, which renewals still need.
+    plain = after.split("listen 443 ssl;")[0]
+    assert "location ^~ /.well-known/acme-challenge/ {" in plain
+    assert "location / {\n        return 301 https://$host$request_uri;" in plain
+
+
+@needs_nginx
+def test_a_challenge_is_answered_from_the_webroot_and_never_relayed_twice(tmp_path: Path) -> None:
+    """A real Nginx as one of two load balancers. Its peer is itself on another loopback address:
+    a challenge it has no file for is asked of the peer once (marked as a peer's request) and
+    the peer, having none either, answers 404 instead of asking again."""
+    backend, backend_port = echo_backend()
+    variables, port = local_site(
+        tmp_path,
+        f"127.0.0.1:{backend_port}",
+        nginx_tls=True,
+        nginx_tls_acme=True,
+        nginx_acme_webroot=str(tmp_path / "acme"),
+        nginx_acme_peers=["127.0.0.2"],
+        _nginx_acme_names=[],
+    )
+    challenges = tmp_path / "acme" / ".well-known" / "acme-challenge"
+    challenges.mkdir(parents=True)
+    (challenges / "token-1").write_text("token-1.thumbprint")
+
+    def get(path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", path, headers={"Host": "shop.example.com", **(headers or {})})
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            connection.close()
+
+    try:
+        with serving(tmp_path, render(SITE, variables), port):
+            assert get("/.well-known/acme-challenge/token-1") == (200, "token-1.thumbprint")
+            assert get("/.well-known/acme-challenge/token-2")[0] == 404
+            assert get("/.well-known/acme-challenge/token-2", {"X-Gunship-Acme-Peer": "1"})[0] == 404
+            assert get("/")[0] == 200  # everything else: the app
+            # Two requests for token-2 from the client, one relayed to the peer (from
+            # 127.0.0.1): three in the log, not a loop.
+            asked = [line for line in (tmp_path / "access.log").read_text().splitlines() if "token-2" in line]
+            assert len(asked) == 3, asked
+    finally:
+        backend.shutdown()
