@@ -11,6 +11,8 @@ import re
 import secrets as secrets_module
 import shlex
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -63,6 +65,33 @@ def request_port(
 
 def fetch_port(port: int, path: str, host_header: str = "localhost") -> Answer:
     return request_port(port, "GET", path, {"Host": host_header})
+
+
+def fetch_https(port: int, path: str, server_name: str, root: str) -> Answer:
+    """GET over HTTPS from 127.0.0.1:port as a browser makes it: the site's name sent (SNI and
+    Host) and checked against the certificate, the chain checked against `root` (PEM)."""
+    context = ssl.create_default_context(cadata=root)
+    connection = http.client.HTTPSConnection(server_name, port, timeout=15, context=context)
+    connection.sock = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", port), timeout=15), server_hostname=server_name
+    )
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        text = response.read().decode()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, text)
+    finally:
+        connection.close()
+
+
+def pebble_root(node: testinfra.host.Host) -> str:
+    """The root the ACME test server Pebble on `node` signs with (a new one each time it
+    starts), from its management API: what a browser that trusts its certificates would have."""
+    return node.check_output(
+        "python3 -c 'import ssl, urllib.request;"
+        ' print(urllib.request.urlopen("https://localhost:15000/roots/0",'
+        ' context=ssl.create_default_context(cafile="/etc/pebble/tls.crt")).read().decode())\''
+    )
 
 
 def post_form(

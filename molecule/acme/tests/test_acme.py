@@ -9,7 +9,6 @@ Run in order (pytest keeps a module's order): each test starts from what the one
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -24,7 +23,17 @@ import testinfra
 from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from gunship_testkit import eventually, fetch_port, fingerprint, journal, live_record, playbook
+from gunship_testkit import (
+    Answer,
+    eventually,
+    fetch_https,
+    fetch_port,
+    fingerprint,
+    journal,
+    live_record,
+    pebble_root,
+    playbook,
+)
 
 APP = "gunship-acme"
 NAME = "gunship-acme.test"
@@ -41,28 +50,11 @@ def node() -> testinfra.host.Host:
 
 @pytest.fixture(scope="module")
 def root(node: testinfra.host.Host) -> str:
-    """The root Pebble signs with (it makes a new one each time it starts), from its management
-    API: what a browser that trusts this ACME server's certificates would have."""
-    return node.check_output(
-        "python3 -c 'import ssl, urllib.request;"
-        ' print(urllib.request.urlopen("https://localhost:15000/roots/0",'
-        ' context=ssl.create_default_context(cafile="/etc/pebble/tls.crt")).read().decode())\''
-    )
+    return pebble_root(node)
 
 
-def https(root: str, path: str, server_name: str = NAME) -> http.client.HTTPResponse:
-    """A request as a browser makes it: the chain checked against the root, the name against
-    the certificate."""
-    context = ssl.create_default_context(cadata=root)
-    connection = http.client.HTTPSConnection("127.0.0.1", HTTPS_PORT, timeout=10, context=context)
-    # Connect to loopback, but present and check the site's name (SNI and the certificate).
-    connection.sock = context.wrap_socket(
-        socket.create_connection(("127.0.0.1", HTTPS_PORT), timeout=10), server_hostname=server_name
-    )
-    connection.request("GET", path, headers={"Host": server_name})
-    response = connection.getresponse()
-    response.body = response.read()
-    return response
+def https(root: str, path: str, server_name: str = NAME) -> Answer:
+    return fetch_https(HTTPS_PORT, path, server_name, root)
 
 
 def served_serial(root: str) -> int:
@@ -91,7 +83,7 @@ def test_the_site_serves_https_with_the_certificate_the_acme_server_issued(root:
     assert "Pebble Intermediate CA" in certificate and f"DNS:{NAME}" in certificate
     response = https(root, "/version")
     assert response.status == 200
-    assert json.loads(response.body)["release"] == live_record(node, APP)["id"]
+    assert response.json()["release"] == live_record(node, APP)["id"]
 
 
 def test_a_name_the_certificate_does_not_hold_is_refused_by_the_browser(root: str) -> None:

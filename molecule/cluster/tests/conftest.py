@@ -19,6 +19,7 @@ from gunship_testkit import Answer, cluster_inventory, fetch_port, playbook
 LB = "gunship-cluster-lb"
 APP_HOSTS = ["gunship-cluster-app1", "gunship-cluster-app2"]  # the order deploys take
 LB_PORT = 18071  # molecule.yml publishes each container's port 80 on loopback
+LB_HTTPS_PORT = 18078  # and the load balancer's 443
 APP_PORTS = {"gunship-cluster-app1": 18072, "gunship-cluster-app2": 18073}
 SSH_PORTS = {LB: 18075, "gunship-cluster-app1": 18076, "gunship-cluster-app2": 18077}
 

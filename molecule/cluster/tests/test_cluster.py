@@ -4,18 +4,20 @@ hosts, then switches one host at a time without failing a request, and runs its 
 a run_once hook (a migration) on the first host only; a host whose Gunicorn stops costs no
 request; a release that fails staging on one host switches no host; a release that fails its
 gate on the first host never reaches the second, which withdraws it; `fab` rolls back every app
-host in turn, or acts on one. The tests build on each other, in file order."""
+host in turn, or acts on one; with app_tls_acme, the balancer obtains the certificate and
+serves HTTPS. The tests build on each other, in file order."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import secrets
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import APP_HOSTS, APP_PORTS, LB, LB_PORT, deploy, through_lb
+from conftest import APP_HOSTS, APP_PORTS, LB, LB_HTTPS_PORT, LB_PORT, deploy, through_lb
 from gunship_testkit import (
     APP,
     UNIT,
@@ -23,9 +25,11 @@ from gunship_testkit import (
     eventually,
     fab,
     fail_health,
+    fetch_https,
     fetch_port,
     live_record,
     live_slot,
+    pebble_root,
     release_versions,
     versioned_source,
 )
@@ -56,7 +60,7 @@ def balancers_configured(run) -> bool:
     """Whether the load balancers' play went on to configure Nginx (after a failed rollout it
     ends at its first task)."""
     _, found, after = run.stdout.partition("PLAY [Configure the load balancers]")
-    return bool(found) and "TASK [nginx" in after
+    return bool(found) and "TASK [nginx" in after.partition("PLAY [")[0]
 
 
 def unlocked(node) -> bool:
@@ -222,3 +226,30 @@ def test_fab_status_reports_every_app_host_or_the_one_asked_for(apps, inventory)
     [line] = one.stdout.splitlines()
     assert line.startswith(f"{APP_HOSTS[1]} ") and line in every.stdout.splitlines()
     assert f"release {live_record(apps[APP_HOSTS[1]])['id']} " in line
+
+
+def test_with_acme_the_load_balancer_holds_the_certificate_and_serves_https(lb, apps, inventory) -> None:
+    """app_tls_acme on a cluster: the load balancer (where Pebble, the ACME test server, runs
+    and the site's name resolves) obtains the certificate and serves HTTPS with it, through to
+    the app hosts, which stay plain HTTP with no certificate of their own."""
+    name = "gunship-cluster.test"
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    settings = {
+        "app_server_names": [name],
+        "app_tls_acme": True,
+        "app_tls_acme_directory": "https://localhost:14000/dir",
+        "app_tls_acme_ca_certificate": (ephemeral / "pebble.crt").read_text(),
+    }
+    run = deploy(inventory, "-e", json.dumps(settings))
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    root = pebble_root(lb)
+    served = Counter()
+    for _ in range(10):
+        answer = fetch_https(LB_HTTPS_PORT, "/version", name, root)
+        assert answer.status == 200
+        served[answer.json()["host"]] += 1
+    assert len(served) == 2, served  # both app hosts, behind the balancer's HTTPS
+    assert lb.service("certbot.timer").is_running
+    for node in apps.values():
+        assert not node.file(f"/etc/letsencrypt/live/{APP}").exists
+        assert not node.package("certbot").is_installed
