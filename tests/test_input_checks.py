@@ -183,6 +183,7 @@ OTHER_BAD = {
     "app_env": ["SECRET=in a list"],
     "app_process_manager": "supervisor",  # the supervisor role's checks join in
     "supervisor_stop_margin": 0,
+    "app_dot_paths": ["/.web/", "/.git/", "web/"],
 }
 OTHER_EXPECTED = {
     "bad server name": 'nginx: app_server_names (nginx_server_names) has ["bad name"]: each name must be',
@@ -193,6 +194,9 @@ OTHER_EXPECTED = {
     ),
     "environment not a mapping": "release: app_env (release_env) is not a mapping",
     "supervisor's stop margin": "supervisor: supervisor_stop_margin is 0: set a whole number of seconds",
+    "paths under a dot": (
+        'nginx: app_dot_paths (nginx_app_dot_paths) is ["/.web/", "/.git/", "web/"]: set a list of distinct'
+    ),
 }
 
 
@@ -270,3 +274,18 @@ def test_a_role_run_on_its_own_stops_on_its_own_bad_input(tmp_path: Path) -> Non
     assert "TASK [gunicorn : Report the problems with the gunicorn role's input]" in run.output, run.output
     assert "gunicorn_workers is 0: set a whole number from 1 to 256" in run.output, run.output
     assert "gunicorn : Create the Gunicorn configuration directories" not in run.output
+
+
+def test_with_load_balancers_acme_is_theirs_and_checked_on_them(run_checks) -> None:
+    """app_tls_acme on a cluster: the app hosts behind the balancer stay plain HTTP (no ACME check
+    there); the balancer, which gets the certificate, refuses names no ACME server issues for."""
+    run = run_checks({**SETTINGS, "app_tls_acme": True}, lb=True)
+    assert run.returncode != 0, run.output
+    refusals = [p for p in run.problems() if "but app_tls_acme is on" in p]
+    assert refusals == [
+        "nginx: app_server_names (nginx_server_names) has localhost, 127.0.0.1 but app_tls_acme is on:"
+        " an ACME server issues certificates for DNS names that resolve to this site (www.example.com),"
+        " not for a wildcard (the http-01 challenge cannot prove one), an IP address, localhost or a"
+        " name without a dot. List the site's DNS names, or turn app_tls_acme off."
+    ], run.output
+    assert "PLAY [Check the load balancers' input before any host changes]" in run.output

@@ -623,3 +623,26 @@ def test_a_challenge_is_answered_from_the_webroot_and_never_relayed_twice(tmp_pa
             assert len(asked) == 3, asked
     finally:
         backend.shutdown()
+
+
+@needs_nginx
+def test_an_apps_path_under_a_dot_reaches_it_while_dotfiles_stay_refused(tmp_path: Path) -> None:
+    """Radicale's web interface lives at /.web/: named in app_dot_paths, it reaches the app; any
+    other dotfile path is still refused."""
+    backend, backend_port = echo_backend()
+    variables, port = local_site(tmp_path, f"127.0.0.1:{backend_port}", nginx_app_dot_paths=["/.web/"])
+
+    def status(path: str) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", path, headers={"Host": "shop.example.com"})
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    try:
+        with serving(tmp_path, render(SITE, variables), port):
+            assert [status(path) for path in ("/.web/", "/.web/css/main.css", "/")] == [200, 200, 200]
+            assert [status(path) for path in ("/.git/config", "/.webby", "/alice/.env")] == [403, 403, 403]
+    finally:
+        backend.shutdown()
