@@ -628,7 +628,7 @@ def test_a_challenge_is_answered_from_the_webroot_and_never_relayed_twice(tmp_pa
 @needs_nginx
 def test_an_apps_path_under_a_dot_reaches_it_while_dotfiles_stay_refused(tmp_path: Path) -> None:
     """Radicale's web interface lives at /.web/: named in app_dot_paths, it reaches the app; any
-    other dotfile path is still refused."""
+    other dotfile path is still refused, below /.web/ too, and so are editors' backups."""
     backend, backend_port = echo_backend()
     variables, port = local_site(tmp_path, f"127.0.0.1:{backend_port}", nginx_app_dot_paths=["/.web/"])
 
@@ -643,6 +643,7 @@ def test_an_apps_path_under_a_dot_reaches_it_while_dotfiles_stay_refused(tmp_pat
     try:
         with serving(tmp_path, render(SITE, variables), port):
             assert [status(path) for path in ("/.web/", "/.web/css/main.css", "/")] == [200, 200, 200]
-            assert [status(path) for path in ("/.git/config", "/.webby", "/alice/.env")] == [403, 403, 403]
+            refused = ("/.git/config", "/.webby", "/alice/.env", "/.web/.git/config", "/.web/a.css.bak")
+            assert [status(path) for path in refused] == [403] * len(refused)
     finally:
         backend.shutdown()

@@ -84,6 +84,11 @@ def test_the_site_serves_https_with_the_certificate_the_acme_server_issued(root:
     response = https(root, "/version")
     assert response.status == 200
     assert response.json()["release"] == live_record(node, APP)["id"]
+    # Pebble's own HTTPS is trusted through app_tls_acme_ca_certificate, added to the host's
+    # trusted CAs, which keep the public ones.
+    bundle = node.file("/etc/ssl/certs/ca-certificates.crt").content_string
+    pebble_tls = node.file("/etc/pebble/tls.crt").content_string.strip()
+    assert pebble_tls in bundle and bundle.count("BEGIN CERTIFICATE") > 100
 
 
 def test_a_name_the_certificate_does_not_hold_is_refused_by_the_browser(root: str) -> None:
