@@ -4,6 +4,7 @@ lock, and what Nginx's upstream file says."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -99,12 +100,21 @@ def test_a_second_lock_names_the_holder_and_leaves_the_first(cycle) -> None:
 
 def lock_args(**overrides: object) -> argparse.Namespace:
     return argparse.Namespace(
-        **{"command": "lock", "holder": "alice@laptop", "python": None, "dry_run": False, **overrides}
+        **{
+            "command": "lock",
+            "holder": "alice@laptop",
+            "python": None,
+            "dry_run": False,
+            "settings": None,
+            **overrides,
+        }
     )
 
 
 def lock(cycle, capsys, **overrides: object) -> dict:
-    assert tool.run(cycle, lock_args(**overrides)) == 0
+    """`gunship-release shop lock`; with settings, the cycle is the one they describe (as main() reads it)."""
+    settings = overrides.get("settings")
+    assert tool.run(tool.Cycle.from_text(settings) if settings else cycle, lock_args(**overrides)) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -133,6 +143,60 @@ def test_a_target_python_that_fails_leaves_no_lock(cycle) -> None:
     with pytest.raises(tool.CycleError, match="release_python /nonexistent/python3 cannot run"):
         tool.run(cycle, lock_args(python="/nonexistent/python3"))
     assert tool.read_lock(cycle) is None
+
+
+def settings_of(cycle, **changes: object) -> str:
+    """cycle.json's text for the cycle, with some settings changed."""
+    return json.dumps(dataclasses.asdict(cycle) | changes, default=str, indent=2)
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(tool, "CONFIG_DIR", tmp_path / "etc")
+    (tmp_path / "etc" / "shop").mkdir(parents=True)
+    return tmp_path / "etc" / "shop"
+
+
+def test_the_lock_writes_the_runs_settings_under_it(cycle, config_dir, capsys) -> None:
+    settings = settings_of(cycle)
+    assert lock(cycle, capsys, settings=settings)["settings_changed"] is True
+    assert (config_dir / "cycle.json").read_text() == settings
+    tool.run(cycle, argparse.Namespace(command="unlock", dry_run=False))
+    capsys.readouterr()
+    assert lock(cycle, capsys, settings=settings)["settings_changed"] is False
+
+
+def test_a_dry_run_lock_says_the_settings_would_change_and_writes_nothing(cycle, config_dir, capsys) -> None:
+    assert lock(cycle, capsys, settings=settings_of(cycle), dry_run=True)["settings_changed"] is True
+    assert not (config_dir / "cycle.json").exists()
+
+
+def test_settings_that_move_a_running_app_are_refused_and_leave_no_lock(
+    cycle, config_dir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = settings_of(cycle)
+    (config_dir / "cycle.json").write_text(old)
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1", slot="green")
+    # systemd says the live slot's master runs
+    monkeypatch.setattr(tool, "is_active", lambda unit: "green" in unit)
+    monkeypatch.setattr(tool, "unit_property", lambda unit, name: "4242" if "green" in unit else "0")
+    moved = settings_of(cycle, process_manager="supervisor")
+    with pytest.raises(tool.CycleError) as refused:
+        tool.run(tool.Cycle.from_text(moved), lock_args(settings=moved))
+    assert 'app_process_manager is "supervisor", but shop already runs on' in str(refused.value)
+    assert "as gunicorn under systemd (slot green)" in str(refused.value)
+    assert tool.read_lock(cycle) is None
+    assert (config_dir / "cycle.json").read_text() == old
+
+
+def test_settings_may_move_an_app_whose_slots_are_stopped(cycle, config_dir, capsys) -> None:
+    (config_dir / "cycle.json").write_text(settings_of(cycle))
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1", slot="green")  # linked, but nothing runs (the fixture's systemd)
+    moved = settings_of(cycle, app_server="uwsgi")
+    assert lock(cycle, capsys, settings=moved)["settings_changed"] is True
+    assert (config_dir / "cycle.json").read_text() == moved
 
 
 def test_upstream_names_the_slot_socket(cycle) -> None:

@@ -119,9 +119,13 @@ class Cycle:
     def load(cls, app: str) -> Cycle:
         path = CONFIG_DIR / app / "cycle.json"
         try:
-            raw = json.loads(path.read_text())
+            return cls.from_text(path.read_text())
         except FileNotFoundError:
             raise CycleError(f"{app}: no {path}; has the app been deployed to this host?") from None
+
+    @classmethod
+    def from_text(cls, text: str) -> Cycle:
+        raw = json.loads(text)
         raw["root"] = Path(raw["root"])
         raw["upstream_file"] = Path(raw["upstream_file"])
         return cls(**raw)
@@ -785,6 +789,37 @@ def live_state(cycle: Cycle) -> dict[str, Any]:
     return {"live_slot": cycle.live_slot() or "", "live_release": record, "releases": reusable}
 
 
+def replace_settings(cycle: Cycle, text: str, dry_run: bool) -> bool:
+    """Write a deploy's settings (cycle.json) under its lock; whether they changed. Two app
+    servers or process managers must never run the same slots: each would stop what it did not
+    start, and both would hold the same sockets. While a slot runs under the ones the old
+    settings name, settings that name others are refused, and the app is left as it was."""
+    path = CONFIG_DIR / cycle.app / "cycle.json"
+    try:
+        old_text = path.read_text()
+    except FileNotFoundError:
+        old_text = None
+    if old_text == text:
+        return False
+    if old_text is not None:
+        with contextlib.suppress(ValueError, TypeError, KeyError, OSError):  # unreadable: nothing runs
+            old = Cycle.from_text(old_text)
+            moved = (old.app_server, old.process_manager) != (cycle.app_server, cycle.process_manager)
+            live = old.live_slot() if moved else None
+            if live and old.manager.main_pid(live):
+                raise CycleError(
+                    f"app_server is {json.dumps(cycle.app_server)} and app_process_manager is "
+                    f"{json.dumps(cycle.process_manager)}, but {cycle.app} already runs on "
+                    f"{socket.gethostname()} as {old.app_server} under {old.process_manager} (slot {live}). "
+                    "Gunship does not move a running app between app servers or process managers: "
+                    "set them back, or stop the app's slots under the old ones first (the page is "
+                    "down until the next deploy). The app was left as it was."
+                )
+    if not dry_run:
+        atomic_write(path, text)
+    return True
+
+
 def audit(cycle: Cycle, **entry: Any) -> None:
     line = json.dumps({"time": now(), "app": cycle.app, **entry}, sort_keys=True)
     with cycle.audit_log.open("a") as handle:
@@ -1339,6 +1374,9 @@ def main(argv: list[str] | None = None) -> int:
     act.add_argument("--force", action="store_true")
     act.add_argument("--prune", type=int, metavar="KEEP", help="then prune as `prune --keep KEEP` does")
     act.add_argument("--keep-release", action="append", default=[], help="with --prune: never this one")
+    act.add_argument(
+        "--unlock", action="store_true", help="then release the deploy lock, once the switch is done"
+    )
     back = commands.add_parser("rollback")
     back.add_argument("--to")
     back.add_argument("--force", action="store_true", help="even to a release with another schema state")
@@ -1360,6 +1398,7 @@ def main(argv: list[str] | None = None) -> int:
     lock.add_argument("--holder", required=True)
     lock.add_argument("--python", help="also report what this Python on the host is")
     lock.add_argument("--dry-run", action="store_true", help="report, without taking the lock")
+    lock.add_argument("--settings", help="cycle.json's new content, written under the lock")
     commands.add_parser("unlock").add_argument("--dry-run", action="store_true")
     sc = commands.add_parser("scale")
     sc.add_argument("workers")
@@ -1391,7 +1430,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-import":  # needs no settings: it runs as the app, in a release
         return check_import(args.spec, args.interface)
     try:
-        cycle = Cycle.load(args.app)
+        # A deploy's lock brings the settings it writes: the app's first has none on the host.
+        settings = getattr(args, "settings", None)
+        cycle = Cycle.from_text(settings) if settings else Cycle.load(args.app)
         return run(cycle, args)
     except CycleError as error:
         print(f"gunship-release {args.app}: {error}", file=sys.stderr)
@@ -1412,6 +1453,9 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         done = activate(cycle, args.release, args.action, args.by, args.force, args.dry_run)
         if args.prune is not None:  # this release, the live one before it and the slots' are kept
             done["removed"] = prune(cycle, args.prune, [args.release, *args.keep_release], args.dry_run)
+        if args.unlock and not args.dry_run:  # a deploy with nothing left to do under its lock
+            cycle.lock_file.unlink(missing_ok=True)
+            done["unlocked"] = True
         print(json.dumps(done))
     elif args.command == "rollback":
         target = rollback_target(cycle, args.to)
@@ -1435,7 +1479,17 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         target = {"target": target_of(args.python)} if args.python else {}
         if not args.dry_run:
             acquire_lock(cycle, args.holder)
-        print(json.dumps({"locked": not args.dry_run} | target | live_state(cycle)))
+        changed = False
+        if args.settings:
+            try:
+                changed = replace_settings(cycle, args.settings, args.dry_run)
+            except CycleError:
+                if not args.dry_run:  # refused: nothing of the run's is left behind
+                    cycle.lock_file.unlink(missing_ok=True)
+                raise
+        print(
+            json.dumps({"locked": not args.dry_run, "settings_changed": changed} | target | live_state(cycle))
+        )
     elif args.command == "unlock":
         held = read_lock(cycle)
         if held and not args.dry_run:
