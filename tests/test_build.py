@@ -287,3 +287,25 @@ def test_an_sdist_that_compiles_code_is_refused_with_the_ways_out(wheel: dict, t
     assert "manylinux_2_41_x86_64" in error
     assert "pip wheel --no-deps gunship-test-speedups==1.0" in error and "release_find_links" in error
     assert not (house / "requirements.lock").exists()
+
+
+def test_an_extra_of_the_app_brings_what_it_requires_into_the_wheelhouse(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "extras_app").mkdir(parents=True)
+    (source / "extras_app" / "__init__.py").write_text("application = None\n")
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "extras-app"\nversion = "1.0"\n'
+        '[project.optional-dependencies]\nserver = ["itsdangerous>=2"]\n'
+    )
+    built = run("wheel", source, tmp_path / "dist")
+    assert built.returncode == 0, built.stderr
+    wheel = json.loads(built.stdout)
+    assert wheel["extras"] == ["server"]
+    plain = json.loads(run("wheelhouse", wheel["wheel"], tmp_path / "plain", *TRIXIE).stdout)
+    assert not any(name.startswith("itsdangerous-") for name in plain["files"]), plain
+    result = run("wheelhouse", wheel["wheel"], tmp_path / "server", *TRIXIE, "--extra", "server")
+    assert result.returncode == 0, result.stderr
+    house = json.loads(result.stdout)
+    assert any(name.startswith("itsdangerous-") for name in house["files"]), house
+    assert any(name.startswith("extras_app-1.0-") for name in house["files"]), house

@@ -184,6 +184,14 @@ OTHER_BAD = {
     "app_process_manager": "supervisor",  # the supervisor role's checks join in
     "supervisor_stop_margin": 0,
     "app_dot_paths": ["/.web/", "/.git/", "web/"],
+    "app_requirements": [
+        "psycopg[binary]>=3.2",
+        "-r /etc/passwd",
+        "--index-url=https://example.com",
+        "./x",
+        5,
+    ],
+    "app_extras": ["server", "two words"],
 }
 OTHER_EXPECTED = {
     "bad server name": 'nginx: app_server_names (nginx_server_names) has ["bad name"]: each name must be',
@@ -197,6 +205,11 @@ OTHER_EXPECTED = {
     "paths under a dot": (
         'nginx: app_dot_paths (nginx_app_dot_paths) is ["/.web/", "/.git/", "web/"]: set a list of distinct'
     ),
+    "requirements that are options or paths": (
+        'release: app_requirements (release_requirements) has [5, "-r /etc/passwd",'
+        ' "--index-url=https://example.com", "./x"]: each must be a requirement'
+    ),
+    "extras": 'release: app_extras (release_extras) is ["server", "two words"]: set a list of the names',
 }
 
 
@@ -224,7 +237,7 @@ def test_no_server_names_is_refused_by_name(run_checks) -> None:
 
 def test_good_values_pass(run_checks) -> None:
     """One name as a string, shared directories (nested, with a trailing slash), a collect command
-    instead of a static directory, and no health path."""
+    instead of a static directory, no health path, and requirements and extras for the app."""
     run = run_checks(
         {
             "app_server_names": "shop.example.com",
@@ -233,6 +246,8 @@ def test_good_values_pass(run_checks) -> None:
             "app_static_dir": "",
             "app_static_collect": "django-admin collectstatic --noinput",
             "app_health_path": "",
+            "app_requirements": ["psycopg[binary]>=3.2", "sentry-sdk", 'tzdata; sys_platform == "win32"'],
+            "app_extras": ["server", "Server_Side"],
         }
     )
     # The checks also hold the control node to Debian 12 or 13; elsewhere that is the one problem.

@@ -6,7 +6,7 @@ run, and a wheelhouse of every dependency resolved for *their* Python and platfo
 
     gunship_build.py wheel SOURCE_DIR OUT_DIR
     gunship_build.py wheelhouse WHEEL OUT_DIR --python 3.11 --machine x86_64 --glibc 2.36 \
-        [--requirement SPEC]... [--constraints FILE] [--find-links DIR]... [--refresh]
+        [--extra NAME]... [--requirement SPEC]... [--constraints FILE] [--find-links DIR]... [--refresh]
 
 Each prints one JSON object on stdout; errors go to stderr with exit status 1, or with
 --errors-as-json (before the command) to stdout as {"error": MESSAGE} with exit status 0, for a
@@ -99,6 +99,14 @@ def top_level_modules(wheel: Path) -> list[str]:
             elif re.search(r"\.(so|pyd)$", head):
                 names.add(head.split(".", 1)[0])
     return sorted(names)
+
+
+def wheel_extras(wheel: Path) -> list[str]:
+    """The extras a wheel declares (Provides-Extra), as its METADATA spells them."""
+    with zipfile.ZipFile(wheel) as archive:
+        meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        text = archive.read(meta).decode()
+    return sorted(extra.strip() for extra in re.findall(r"^Provides-Extra: (.+)$", text, flags=re.MULTILINE))
 
 
 def wheel_metadata(wheel: Path) -> tuple[str, str]:
@@ -389,6 +397,7 @@ def build_wheelhouse(
     constraints: Path | None,
     refresh: bool = False,
     find_links: Sequence[Path] = (),
+    extras: Sequence[str] = (),
 ) -> dict[str, object]:
     if not re.fullmatch(r"3\.\d+", python):
         raise BuildError(f"unsupported target Python {python!r}: expected 3.N")
@@ -408,11 +417,15 @@ def build_wheelhouse(
     }
     if find_links:  # only then, so that wheelhouses recorded before the option stay valid
         inputs["find_links"] = {str(directory): listing(directory) for directory in find_links}
+    if extras:  # the same
+        inputs["extras"] = sorted(extras)
+    # The app with its extras (`app.whl[server]`): pip adds what each extra requires.
+    app = f"{wheel}[{','.join(sorted(extras))}]" if extras else str(wheel)
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     if not refresh and (resolved := reuse(out, key)) is not None:
         return resolved
     built_from(out).unlink(missing_ok=True)
-    request = Request(target, [wheel.name, *requirements], constraints, list(find_links))
+    request = Request(target, [app.rsplit("/", 1)[-1], *requirements], constraints, list(find_links))
     cache = out.with_name(f"{out.name}.sdist-wheels")
     # Keep only what this resolution needs: an earlier run's leftovers must not
     # change the digest or end up on a host.
@@ -431,7 +444,7 @@ def build_wheelhouse(
                 *target_options,
                 *request.common_options(),
                 f"--find-links={local}",
-                str(wheel),
+                app,
                 *requirements,
                 target=target,
             )
@@ -519,6 +532,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     house.add_argument("--machine", required=True)
     house.add_argument("--glibc", required=True)
     house.add_argument("--requirement", action="append", default=[])
+    house.add_argument(
+        "--extra", action="append", default=[], help="an extra of the app's, with what it requires"
+    )
     house.add_argument("--constraints", type=Path)
     house.add_argument(
         "--find-links",
@@ -533,6 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "wheel":
             result = build_wheel(args.source.resolve(), args.out.resolve())
+            result["extras"] = wheel_extras(Path(str(result["wheel"])))
         else:
             result = build_wheelhouse(
                 args.wheel.resolve(),
@@ -544,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.constraints,
                 args.refresh,
                 [directory.resolve() for directory in args.find_links],
+                args.extra,
             )
     except BuildError as error:
         if args.errors_as_json:
