@@ -411,8 +411,8 @@ def deploy_cycle(stack: dict, release: dict | None, docs: Path) -> list[str]:
     if cycle:
         rows += [
             ("First deploy onto a fresh container (apt installs included)", cycle["first"], None),
-            (f"No-op redeploy (changed={cycle['changed']['noop']})", cycle["noop"], 15.0),
-            ("Deploy of a new release", cycle["new_release"], None),
+            (f"No-op redeploy (changed={cycle['changed']['noop']})", cycle["noop"], 8.0),
+            ("Deploy of a new release", cycle["new_release"], 20.0),
             ("Rollback with the playbook", cycle["rollback_playbook"], None),
         ]
     if release:
