@@ -101,18 +101,21 @@ def top_level_modules(wheel: Path) -> list[str]:
     return sorted(names)
 
 
-def wheel_extras(wheel: Path) -> list[str]:
-    """The extras a wheel declares (Provides-Extra), as its METADATA spells them."""
+def metadata_text(wheel: Path) -> str:
+    """The wheel's METADATA file."""
     with zipfile.ZipFile(wheel) as archive:
         meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        text = archive.read(meta).decode()
-    return sorted(extra.strip() for extra in re.findall(r"^Provides-Extra: (.+)$", text, flags=re.MULTILINE))
+        return archive.read(meta).decode()
+
+
+def wheel_extras(wheel: Path) -> list[str]:
+    """The extras a wheel declares (Provides-Extra), as its METADATA spells them."""
+    found = re.findall(r"^Provides-Extra: (.+)$", metadata_text(wheel), flags=re.MULTILINE)
+    return sorted(extra.strip() for extra in found)
 
 
 def wheel_metadata(wheel: Path) -> tuple[str, str]:
-    with zipfile.ZipFile(wheel) as archive:
-        meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        text = archive.read(meta).decode()
+    text = metadata_text(wheel)
     fields = dict(re.findall(r"^(Name|Version): (.+)$", text, flags=re.MULTILINE))
     return fields["Name"].strip(), fields["Version"].strip()
 
@@ -420,12 +423,12 @@ def build_wheelhouse(
     if extras:  # the same
         inputs["extras"] = sorted(extras)
     # The app with its extras (`app.whl[server]`): pip adds what each extra requires.
-    app = f"{wheel}[{','.join(sorted(extras))}]" if extras else str(wheel)
+    with_extras = f"[{','.join(sorted(extras))}]" if extras else ""
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     if not refresh and (resolved := reuse(out, key)) is not None:
         return resolved
     built_from(out).unlink(missing_ok=True)
-    request = Request(target, [app.rsplit("/", 1)[-1], *requirements], constraints, list(find_links))
+    request = Request(target, [wheel.name + with_extras, *requirements], constraints, list(find_links))
     cache = out.with_name(f"{out.name}.sdist-wheels")
     # Keep only what this resolution needs: an earlier run's leftovers must not
     # change the digest or end up on a host.
@@ -444,7 +447,7 @@ def build_wheelhouse(
                 *target_options,
                 *request.common_options(),
                 f"--find-links={local}",
-                app,
+                f"{wheel}{with_extras}",
                 *requirements,
                 target=target,
             )
