@@ -294,6 +294,14 @@ CASES.update(
             ['app_wsgi (release_wsgi_app) is "shop.wsgi:app"', '["gunship_example"]'],
             late=True,
         ),
+        "an extra the app does not declare": Case(
+            {"app_extras": ["server"]},
+            [
+                'app_extras (release_extras) is ["server"], but the wheel built from',
+                'no extra ["server"]; it provides []',
+            ],
+            late=True,
+        ),
         "gevent worker without what it needs": Case(
             {"gunicorn_worker_class": "gevent", "gunicorn_gevent_package": "gevent"},
             ["Write Gunicorn's configuration", "No module named 'packaging'"],
