@@ -21,12 +21,24 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sets owners: runs as 
 
 
 def ensure(
-    tmp_path: Path, files: list[dict[str, Any]], check: bool = False, diff: bool = False
+    tmp_path: Path,
+    files: list[dict[str, Any]],
+    check: bool = False,
+    diff: bool = False,
+    manifest: Path | None = None,
 ) -> dict[str, Any]:
     args = tmp_path / "args.json"
+    extra = {"manifest": str(manifest)} if manifest else {}
     args.write_text(
         json.dumps(
-            {"ANSIBLE_MODULE_ARGS": {"files": files, "_ansible_check_mode": check, "_ansible_diff": diff}}
+            {
+                "ANSIBLE_MODULE_ARGS": {
+                    "files": files,
+                    "_ansible_check_mode": check,
+                    "_ansible_diff": diff,
+                    **extra,
+                }
+            }
         )
     )
     run = subprocess.run(
@@ -140,3 +152,22 @@ def test_an_unknown_owner_is_named(tmp_path: Path) -> None:
     result = ensure(tmp_path, [{"path": str(tmp_path / "x"), "content": "", "owner": "no-such-user"}])
     assert result["failed"] is True
     assert "'no-such-user' is no user" in result["msg"]
+
+
+def test_the_manifest_lists_what_each_call_ensured(tmp_path: Path) -> None:
+    manifest = tmp_path / "state" / "app" / "managed.json"
+    site, upstream, unit = tmp_path / "site.conf", tmp_path / "upstream.conf", tmp_path / "app.service"
+    ensure(tmp_path, [{"path": str(site), "content": "server {}\n"}], check=True, manifest=manifest)
+    assert not manifest.exists()  # check mode writes nothing
+    ensure(tmp_path, [{"path": str(site), "content": "server {}\n"}], manifest=manifest)
+    ensure(
+        tmp_path,
+        [
+            {"path": str(upstream), "content": "server x;\n", "create_only": True},
+            {"path": str(unit), "content": "[Unit]\n", "report_only": True},  # installed by a call after it
+        ],
+        manifest=manifest,
+    )
+    listed = {str(site): "whole", str(upstream): "attributes", str(unit): "whole"}
+    assert json.loads(manifest.read_text()) == listed
+    assert mode_of(manifest) == 0o600

@@ -27,11 +27,16 @@ Each entry:
 A file is written to a temporary file beside it (owner and mode set, validated) and renamed
 over the old one: a reader sees the old or the new file, never half of one. Nothing after the
 first failure is changed; `changed_paths` says what was changed before it.
+
+With `manifest` (a JSON file on the host), every path the call ensured is added to it, with
+what a later check compares: the whole file (content, owner, mode) or, for create_only, its
+owner and mode alone. gunship-release reads it to tell a host left as a deploy left it.
 """
 
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import stat
@@ -51,6 +56,9 @@ options:
     type: list
     elements: dict
     required: true
+  manifest:
+    description: A JSON file on the host that lists every path this call ensured.
+    type: str
 author: Gunship
 """
 
@@ -202,9 +210,32 @@ def ensure_absent(entry: dict[str, Any], check: bool) -> tuple[bool, dict[str, s
 ENSURE = {"directory": ensure_directory, "file": ensure_file, "link": ensure_link, "absent": ensure_absent}
 
 
+def add_to_manifest(manifest: str, entries: list[dict[str, Any]]) -> None:
+    """Merge the paths into the manifest: {path: "whole" | "attributes"} (create_only files: the
+    content is someone else's). A report_only file counts whole: a call after this one installs
+    it when it differs, and a run that fails before that records nothing as settled. Paths from
+    earlier calls stay: one that is no longer ensured only makes a later check look at a file
+    nobody changes."""
+    try:
+        with open(manifest) as handle:
+            known = json.load(handle)
+    except (FileNotFoundError, ValueError):
+        known = {}
+    for entry in entries:
+        known[entry["path"]] = "attributes" if entry.get("create_only") else "whole"
+    os.makedirs(os.path.dirname(manifest), mode=0o755, exist_ok=True)
+    handle, staged = tempfile.mkstemp(prefix=".manifest.", dir=os.path.dirname(manifest))
+    with os.fdopen(handle, "w") as out:
+        json.dump(known, out, indent=0, sort_keys=True)
+    os.replace(staged, manifest)
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"files": {"type": "list", "elements": "dict", "required": True}},
+        argument_spec={
+            "files": {"type": "list", "elements": "dict", "required": True},
+            "manifest": {"type": "str"},
+        },
         supports_check_mode=True,
     )
     changed, differs, diffs = [], [], []
@@ -235,6 +266,12 @@ def main() -> None:
             changed.append(entry["path"])
             if diff:
                 diffs.append(diff)
+    if module.params["manifest"] and not module.check_mode:
+        try:
+            add_to_manifest(module.params["manifest"], entries)
+        except OSError as error:
+            message = f"{module.params['manifest']}: {error}"
+            module.fail_json(msg=message, changed=bool(changed), changed_paths=changed)
     module.exit_json(changed=bool(changed), changed_paths=changed, differs=differs, diff=diffs)
 
 
