@@ -26,6 +26,7 @@ def cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # No systemd here: every slot counts as stopped, so slots are read from their links.
     monkeypatch.setattr(tool, "is_active", lambda unit: False)
     monkeypatch.setattr(tool, "unit_property", lambda unit, name: "")
+    monkeypatch.setattr(tool, "enablement", lambda *units: "enabled")
     (tmp_path / "releases").mkdir()
     (tmp_path / "slots").mkdir()
     return tool.Cycle(
@@ -106,6 +107,7 @@ def lock_args(**overrides: object) -> argparse.Namespace:
             "python": None,
             "dry_run": False,
             "settings": None,
+            "fingerprint": None,
             **overrides,
         }
     )
@@ -161,7 +163,7 @@ def test_the_lock_writes_the_runs_settings_under_it(cycle, config_dir, capsys) -
     settings = settings_of(cycle)
     assert lock(cycle, capsys, settings=settings)["settings_changed"] is True
     assert (config_dir / "cycle.json").read_text() == settings
-    tool.run(cycle, argparse.Namespace(command="unlock", dry_run=False))
+    tool.run(cycle, argparse.Namespace(command="unlock", dry_run=False, settle=None))
     capsys.readouterr()
     assert lock(cycle, capsys, settings=settings)["settings_changed"] is False
 
@@ -197,6 +199,86 @@ def test_settings_may_move_an_app_whose_slots_are_stopped(cycle, config_dir, cap
     moved = settings_of(cycle, app_server="uwsgi")
     assert lock(cycle, capsys, settings=moved)["settings_changed"] is True
     assert (config_dir / "cycle.json").read_text() == moved
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A deploy that ended well on the host: r1 live in blue, and a manifest of two files."""
+    monkeypatch.setattr(tool, "STATE_DIR", tmp_path / "state")
+    (tmp_path / "state" / "shop").mkdir(parents=True)
+    (tmp_path / "site.conf").write_text("server {}\n")
+    (tmp_path / "upstream.conf").write_text("server unix:/run/shop/blue.sock;\n")
+    manifest = {str(tmp_path / "site.conf"): "whole", str(tmp_path / "upstream.conf"): "attributes"}
+    (tmp_path / "state" / "shop" / "managed.json").write_text(json.dumps(manifest))
+    return tmp_path / "state" / "shop"
+
+
+def unlock(cycle, capsys, settle: str | None) -> dict:
+    assert tool.run(cycle, argparse.Namespace(command="unlock", dry_run=False, settle=settle)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_host_is_settled_with_the_fingerprint_of_the_deploy_that_left_it(cycle, state_dir, capsys) -> None:
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1")
+    lock(cycle, capsys, fingerprint="f1")
+    unlock(cycle, capsys, settle="f1")
+    assert tool.read_lock(cycle) is None
+    answer = lock(cycle, capsys, fingerprint="f1")
+    assert (answer["settled"], answer["fingerprint"]) == (True, "f1")
+    unlock(cycle, capsys, settle=None)
+    # Other inputs: not settled, and the record is gone (the run that follows may fail half-way).
+    assert lock(cycle, capsys, fingerprint="f2")["settled"] is False
+    unlock(cycle, capsys, settle=None)
+    assert lock(cycle, capsys, fingerprint="f1")["settled"] is False
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda root: (root / "site.conf").write_text("server { listen 81; }\n"),  # edited by hand
+        lambda root: (root / "site.conf").chmod(0o600),
+        lambda root: (root / "site.conf").unlink(),
+        lambda root: (root / "upstream.conf").chmod(0o600),  # only its owner and mode are Gunship's
+        lambda root: os.replace(root / "slots" / "live", root / "slots" / "gone"),  # no live slot
+    ],
+)
+def test_a_host_changed_since_its_last_deploy_is_not_settled(cycle, state_dir, capsys, change) -> None:
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1")
+    tool.settle(cycle, "f1")
+    assert tool.is_settled(cycle, "f1")
+    change(cycle.root)
+    assert not tool.is_settled(cycle, "f1")
+
+
+def test_a_switch_to_another_release_unsettles_the_host(cycle, state_dir) -> None:
+    """A rollback by hand: the live slot runs another release."""
+    for rid, day in (("r1", "01"), ("r2", "02")):
+        add_release(cycle, rid, f"2026-01-{day}T00:00:00Z")
+    go_live(cycle, "r2")
+    tool.settle(cycle, "f1")
+    os.symlink(cycle.releases_dir / "r1", cycle.slot_link("green"))
+    os.replace(cycle.live_link, cycle.root / "slots" / "old-live")
+    os.symlink("green", cycle.live_link)
+    assert not tool.is_settled(cycle, "f1")
+
+
+def test_upstream_content_written_by_the_switch_keeps_the_host_settled(cycle, state_dir) -> None:
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1")
+    tool.settle(cycle, "f1")
+    (cycle.root / "upstream.conf").write_text("server unix:/run/shop/green.sock;\n")
+    assert tool.is_settled(cycle, "f1")
+
+
+def test_a_lock_with_new_settings_is_not_settled(cycle, config_dir, state_dir, capsys) -> None:
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1")
+    (config_dir / "cycle.json").write_text(settings_of(cycle))
+    tool.settle(cycle, "f1")
+    answer = lock(cycle, capsys, settings=settings_of(cycle, warm_seconds=9), fingerprint="f1")
+    assert answer["settled"] is False
 
 
 def test_upstream_names_the_slot_socket(cycle) -> None:

@@ -9,9 +9,10 @@ runs on the host's own python3.
     gunship-release APP releases [--json]
     gunship-release APP activate RELEASE [--action A] [--by WHO] [--force] [--dry-run]
                                          [--prune KEEP [--keep-release RELEASE ...]]
+                                         [--unlock [--settle F]]
     gunship-release APP rollback [--to RELEASE] [--by WHO] [--force] [--dry-run]
-    gunship-release APP lock --holder WHO [--python PATH] [--dry-run]
-    gunship-release APP unlock [--dry-run]
+    gunship-release APP lock --holder WHO [--python PATH] [--settings JSON] [--fingerprint F] [--dry-run]
+    gunship-release APP unlock [--settle F] [--dry-run]
     gunship-release APP scale (+N|-N) [--dry-run]
     gunship-release APP stop-gracefully SLOT   (for app servers whose graceful stop is not a signal)
     gunship-release APP prune --keep N [--keep-release RELEASE ...] [--dry-run]
@@ -53,6 +54,7 @@ import shutil
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -64,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_DIR = Path("/etc/gunship")
+STATE_DIR = Path("/var/lib/gunship")  # per app: what deploys leave for the next one to compare
 SCHEMA_LINES = 2000  # lines of app_schema_command's output kept in release.json
 
 
@@ -164,6 +167,15 @@ class Cycle:
     def audit_log(self) -> Path:
         return self.root / "audit.log"
 
+    @property
+    def manifest(self) -> Path:
+        """The files Gunship's roles ensure for the app (gunship_files' manifest)."""
+        return STATE_DIR / self.app / "managed.json"
+
+    @property
+    def settled_file(self) -> Path:
+        return STATE_DIR / self.app / "settled.json"
+
     # --- state -----------------------------------------------------------------------------
     def live_slot(self) -> str | None:
         try:
@@ -223,6 +235,11 @@ def unit_property(unit: str, name: str) -> str:
 
 def is_active(unit: str) -> bool:
     return systemctl("is-active", "--quiet", unit, check=False).returncode == 0
+
+
+def enablement(*units: str) -> str:
+    """Whether each unit starts at boot: enabled, disabled, static..."""
+    return " ".join(systemctl("is-enabled", *units, check=False).stdout.split())
 
 
 def atomic_symlink(target: str | Path, link: Path) -> None:
@@ -419,6 +436,10 @@ class ProcessManager:
     def started_at(self, slot: str) -> str:
         raise NotImplementedError
 
+    def boot_state(self, slot: str) -> str:
+        """Whether the slot starts at boot, where that is not in a file Gunship manages."""
+        return ""
+
 
 class SystemdSlots(ProcessManager):
     """Template units SERVER-APP@SLOT.service, each started by its own listening socket unit:
@@ -473,6 +494,9 @@ class SystemdSlots(ProcessManager):
 
     def started_at(self, slot: str) -> str:
         return unit_property(self.cycle.unit(slot), "ActiveEnterTimestamp")
+
+    def boot_state(self, slot: str) -> str:
+        return enablement(self.cycle.unit(slot), self.cycle.socket_unit.format(slot=slot))
 
 
 def supervisorctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -824,6 +848,70 @@ def audit(cycle: Cycle, **entry: Any) -> None:
     line = json.dumps({"time": now(), "app": cycle.app, **entry}, sort_keys=True)
     with cycle.audit_log.open("a") as handle:
         handle.write(line + "\n")
+
+
+# --- a settled host ------------------------------------------------------------------------
+# A deploy that ends well on a host records there what it was asked (the control node's
+# fingerprint of its inputs: Gunship's own files, the host's settings and facts, see the release
+# role's vars) and what it left: every file the roles ensure (the manifest), the live release
+# and whether its slot runs it, Nginx running, the maintenance page. A later deploy with the same
+# fingerprint that finds the host as it was left has nothing to do there: the lock says so
+# (settled), and the run skips the host's staging and its switch. Anything changed by hand (a
+# file, a stopped service, a rollback) makes the host unsettled: the next deploy runs in full.
+def file_state(path: str, whole: bool) -> str:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "absent"
+    except OSError as error:
+        return f"unreadable ({error.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return f"link to {os.readlink(path)}"
+    attributes = f"{st.st_uid}:{st.st_gid} {stat.S_IMODE(st.st_mode):o}"
+    if stat.S_ISDIR(st.st_mode):
+        return f"directory {attributes}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"special {attributes}"
+    if not whole:
+        return f"file {attributes}"
+    with open(path, "rb") as handle:
+        return f"file {attributes} {hashlib.sha256(handle.read()).hexdigest()}"
+
+
+def observed(cycle: Cycle) -> str:
+    """sha256 over the state of the host a deploy leaves for the app."""
+    try:
+        manifest = json.loads(cycle.manifest.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    lines = [f"{path}: {file_state(path, kind == 'whole')}" for path, kind in sorted(manifest.items())]
+    live = cycle.live_slot()
+    if live:
+        lines += [
+            f"live: {live}, release {cycle.slot_release(live)}, running {cycle.running_release(live)}",
+            f"at boot: {cycle.manager.boot_state(live)}",
+        ]
+    lines += [
+        f"current: {os.path.realpath(cycle.root / 'current')}",
+        f"nginx: active {is_active('nginx')}, {enablement('nginx')}",
+        f"maintenance: {bool(cycle.maintenance_page) and os.path.exists(cycle.maintenance_page)}",
+    ]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def is_settled(cycle: Cycle, fingerprint: str) -> bool:
+    try:
+        record = json.loads(cycle.settled_file.read_text())
+    except (OSError, ValueError):
+        return False
+    return record.get("fingerprint") == fingerprint and record.get("observed") == observed(cycle)
+
+
+def settle(cycle: Cycle, fingerprint: str) -> None:
+    """Record, at the end of a deploy that went well, what it was asked and what it left."""
+    record = {"fingerprint": fingerprint, "observed": observed(cycle), "at": now()}
+    cycle.settled_file.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(cycle.settled_file, json.dumps(record) + "\n", 0o600)
 
 
 # --- the switch ----------------------------------------------------------------------------
@@ -1377,6 +1465,7 @@ def main(argv: list[str] | None = None) -> int:
     act.add_argument(
         "--unlock", action="store_true", help="then release the deploy lock, once the switch is done"
     )
+    act.add_argument("--settle", metavar="FINGERPRINT", help="with --unlock: record the host as settled")
     back = commands.add_parser("rollback")
     back.add_argument("--to")
     back.add_argument("--force", action="store_true", help="even to a release with another schema state")
@@ -1399,7 +1488,10 @@ def main(argv: list[str] | None = None) -> int:
     lock.add_argument("--python", help="also report what this Python on the host is")
     lock.add_argument("--dry-run", action="store_true", help="report, without taking the lock")
     lock.add_argument("--settings", help="cycle.json's new content, written under the lock")
-    commands.add_parser("unlock").add_argument("--dry-run", action="store_true")
+    lock.add_argument("--fingerprint", help="also report whether the host is settled with this fingerprint")
+    unlock = commands.add_parser("unlock")
+    unlock.add_argument("--dry-run", action="store_true")
+    unlock.add_argument("--settle", metavar="FINGERPRINT", help="first record the host as settled")
     sc = commands.add_parser("scale")
     sc.add_argument("workers")
     sc.add_argument("--dry-run", action="store_true")
@@ -1454,6 +1546,8 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
         if args.prune is not None:  # this release, the live one before it and the slots' are kept
             done["removed"] = prune(cycle, args.prune, [args.release, *args.keep_release], args.dry_run)
         if args.unlock and not args.dry_run:  # a deploy with nothing left to do under its lock
+            if args.settle:
+                settle(cycle, args.settle)
             cycle.lock_file.unlink(missing_ok=True)
             done["unlocked"] = True
         print(json.dumps(done))
@@ -1487,11 +1581,22 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
                 if not args.dry_run:  # refused: nothing of the run's is left behind
                     cycle.lock_file.unlink(missing_ok=True)
                 raise
+        # Changed settings are a change to make; a run that is not settled may fail half-way.
+        settled = bool(args.fingerprint) and not changed and is_settled(cycle, args.fingerprint)
+        if not settled and not args.dry_run:
+            cycle.settled_file.unlink(missing_ok=True)
         print(
-            json.dumps({"locked": not args.dry_run, "settings_changed": changed} | target | live_state(cycle))
+            json.dumps(
+                {"locked": not args.dry_run, "settings_changed": changed, "settled": settled}
+                | ({"fingerprint": args.fingerprint} if args.fingerprint else {})
+                | target
+                | live_state(cycle)
+            )
         )
     elif args.command == "unlock":
         held = read_lock(cycle)
+        if args.settle and not args.dry_run:
+            settle(cycle, args.settle)
         if held and not args.dry_run:
             cycle.lock_file.unlink()
         print(
