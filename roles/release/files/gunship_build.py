@@ -7,6 +7,11 @@ run, and a wheelhouse of every dependency resolved for *their* Python and platfo
     gunship_build.py wheel SOURCE_DIR OUT_DIR
     gunship_build.py wheelhouse WHEEL OUT_DIR --python 3.11 --machine x86_64 --glibc 2.36 \
         [--extra NAME]... [--requirement SPEC]... [--constraints FILE] [--find-links DIR]... [--refresh]
+    gunship_build.py digest PATH...
+
+`digest` is not about the app: it prints {"digest": ...}, one sha256 over the files and trees
+named (Gunship's own roles, playbooks, plugins and templates), for a deploy's fingerprint of
+its inputs. Missing paths count as missing; caches (__pycache__) do not count.
 
 Each prints one JSON object on stdout; errors go to stderr with exit status 1, or with
 --errors-as-json (before the command) to stdout as {"error": MESSAGE} with exit status 0, for a
@@ -120,11 +125,14 @@ def wheel_metadata(wheel: Path) -> tuple[str, str]:
     return fields["Name"].strip(), fields["Version"].strip()
 
 
-def tree_digest(tree: Path) -> str:
-    """sha256 over every path, link target, executable bit and file content under `tree`."""
+def tree_digest(tree: Path, ignore: frozenset[str] = frozenset()) -> str:
+    """sha256 over every path, link target, executable bit and file content under `tree`, but
+    for what is inside a directory named in `ignore`."""
     digest = hashlib.sha256()
     for path in sorted(tree.rglob("*")):
         relative = path.relative_to(tree).as_posix()
+        if ignore.intersection(path.relative_to(tree).parts):
+            continue
         if path.is_symlink():
             digest.update(f"L {relative} -> {os.readlink(path)}\n".encode())
         elif path.is_file():
@@ -132,6 +140,17 @@ def tree_digest(tree: Path) -> str:
             digest.update(f"F {relative} {executable} {sha256_of(path)}\n".encode())
         else:
             digest.update(f"D {relative}\n".encode())
+    return digest.hexdigest()
+
+
+def paths_digest(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        if path.is_dir():
+            state = tree_digest(path, frozenset({"__pycache__"}))
+        else:
+            state = sha256_of(path) if path.is_file() else "missing"
+        digest.update(f"{path.resolve()} {state}\n".encode())
     return digest.hexdigest()
 
 
@@ -548,9 +567,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a directory of wheels built for the target, or of sdists, for pip besides the index",
     )
     house.add_argument("--refresh", action="store_true", help="resolve again even if nothing changed")
+    digest = commands.add_parser("digest", help="one sha256 over files and trees")
+    digest.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
     try:
-        if args.command == "wheel":
+        if args.command == "digest":
+            result = {"digest": paths_digest(args.paths)}
+        elif args.command == "wheel":
             result = build_wheel(args.source.resolve(), args.out.resolve())
             result["extras"] = wheel_extras(Path(str(result["wheel"])))
         else:
