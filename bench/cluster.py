@@ -9,7 +9,8 @@ from the host as a user's inventory reaches real hosts. Timed with the real play
 order, `rounds` times over:
 
     first          the first deploy onto the fresh cluster (rolling, one app host at a time)
-    noop           the same release again: nothing changes
+    noop           the same release again, three times: nothing changes (every host is
+                   settled: the run skips their staging and switch)
     rolling        a new release, one app host at a time (the default with load balancers),
                    under a load loop through the load balancer (its failed requests are kept)
     all_at_once    a new release on every app host at once (-e gunship_serial=100%)
@@ -153,7 +154,8 @@ def main() -> int:
                 inventory = fresh_cluster(count)
                 for step, source, extra in (
                     ("first", v1, ()),
-                    ("noop", v1, ()),
+                    # Short and noisy: three times a round, the median counts.
+                    *[("noop", v1, ())] * 3,
                     ("rolling", v2, ()),
                     ("all_at_once", v3, ("-e", "gunship_serial=100%")),
                 ):
