@@ -67,6 +67,28 @@ def test_stale_build_output_in_the_source_tree_never_reaches_the_wheel(tmp_path:
         assert not [n for n in archive.namelist() if "deleted_module" in n]
 
 
+def test_the_source_digest_changes_with_what_the_wheel_is_built_from_only(tmp_path: Path) -> None:
+    """A deploy's fingerprint reads the source as the build copies it: a changed module counts, a
+    cache, a venv or a stale build directory does not."""
+    source = tmp_path / "app"
+    (source / "app").mkdir(parents=True)
+    (source / "pyproject.toml").write_text("[project]\nname = 'app'\nversion = '1'\n")
+    (source / "app" / "__init__.py").write_text("VALUE = 1\n")
+
+    def digest() -> str:
+        result = run("digest", tmp_path / "none", "--source", source)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["digest"]
+
+    first = digest()
+    for ignored in ("__pycache__", ".venv", "build", ".git"):
+        (source / ignored).mkdir()
+        (source / ignored / "junk").write_text("x")
+    assert digest() == first
+    (source / "app" / "__init__.py").write_text("VALUE = 2\n")
+    assert digest() != first
+
+
 def test_a_directory_that_is_no_python_project_is_refused(tmp_path: Path) -> None:
     result = run("wheel", tmp_path, tmp_path / "dist")
     assert result.returncode == 1

@@ -233,6 +233,21 @@ def test_a_host_is_settled_with_the_fingerprint_of_the_deploy_that_left_it(cycle
     assert lock(cycle, capsys, fingerprint="f1")["settled"] is False
 
 
+def test_a_host_under_a_lock_is_not_settled(cycle, state_dir, capsys) -> None:
+    """Asked before the lock (deploy.yml's first play): a deploy or rollback under way answers no."""
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1")
+    tool.settle(cycle, "f1")
+
+    def settled() -> bool:
+        assert tool.run(cycle, argparse.Namespace(command="settled", fingerprint="f1")) == 0
+        return json.loads(capsys.readouterr().out)["settled"]
+
+    assert settled() is True
+    tool.acquire_lock(cycle, "bob@ci (rollback)")
+    assert settled() is False
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -7,11 +7,12 @@ run, and a wheelhouse of every dependency resolved for *their* Python and platfo
     gunship_build.py wheel SOURCE_DIR OUT_DIR
     gunship_build.py wheelhouse WHEEL OUT_DIR --python 3.11 --machine x86_64 --glibc 2.36 \
         [--extra NAME]... [--requirement SPEC]... [--constraints FILE] [--find-links DIR]... [--refresh]
-    gunship_build.py digest PATH...
+    gunship_build.py digest PATH... [--source SOURCE_DIR]
 
-`digest` is not about the app: it prints {"digest": ...}, one sha256 over the files and trees
-named (Gunship's own roles, playbooks, plugins and templates), for a deploy's fingerprint of
-its inputs. Missing paths count as missing; caches (__pycache__) do not count.
+`digest` prints {"digest": ...}, one sha256 over the files and trees named (Gunship's own
+roles, playbooks, plugins and templates) and, with --source, the app's source tree as the wheel
+is built from it: part of a deploy's fingerprint of its inputs. Missing paths count as missing;
+caches (__pycache__) do not count.
 
 Each prints one JSON object on stdout; errors go to stderr with exit status 1, or with
 --errors-as-json (before the command) to stdout as {"error": MESSAGE} with exit status 0, for a
@@ -143,8 +144,24 @@ def tree_digest(tree: Path, ignore: frozenset[str] = frozenset()) -> str:
     return digest.hexdigest()
 
 
-def paths_digest(paths: Sequence[Path]) -> str:
+def source_digest(source: Path) -> str:
+    """sha256 over the app's source tree as build_wheel copies it (IGNORED left out)."""
     digest = hashlib.sha256()
+    for top, dirs, files in os.walk(source):
+        ignored = IGNORED(top, dirs + files)
+        dirs[:] = sorted(d for d in dirs if d not in ignored)
+        for name in sorted(f for f in files if f not in ignored):
+            path = Path(top, name)
+            relative = path.relative_to(source).as_posix()
+            state = f"-> {os.readlink(path)}" if path.is_symlink() else sha256_of(path)
+            digest.update(f"{relative} {os.access(path, os.X_OK)} {state}\n".encode())
+    return digest.hexdigest()
+
+
+def paths_digest(paths: Sequence[Path], source: Path | None = None) -> str:
+    digest = hashlib.sha256()
+    if source is not None:
+        digest.update(f"source {source_digest(source)}\n".encode())
     for path in paths:
         if path.is_dir():
             state = tree_digest(path, frozenset({"__pycache__"}))
@@ -569,10 +586,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     house.add_argument("--refresh", action="store_true", help="resolve again even if nothing changed")
     digest = commands.add_parser("digest", help="one sha256 over files and trees")
     digest.add_argument("paths", nargs="+", type=Path)
+    digest.add_argument("--source", type=Path, help="also the app's source tree, as its wheel is built")
     args = parser.parse_args(argv)
     try:
         if args.command == "digest":
-            result = {"digest": paths_digest(args.paths)}
+            if args.source is not None and not args.source.is_dir():
+                raise BuildError(f"{args.source}: no such directory")
+            result = {"digest": paths_digest(args.paths, args.source)}
         elif args.command == "wheel":
             result = build_wheel(args.source.resolve(), args.out.resolve())
             result["extras"] = wheel_extras(Path(str(result["wheel"])))

@@ -13,6 +13,7 @@ runs on the host's own python3.
     gunship-release APP rollback [--to RELEASE] [--by WHO] [--force] [--dry-run]
     gunship-release APP lock --holder WHO [--python PATH] [--settings JSON] [--fingerprint F] [--dry-run]
     gunship-release APP unlock [--settle F] [--dry-run]
+    gunship-release APP settled --fingerprint F   (whether the last deploy left the host so)
     gunship-release APP scale (+N|-N) [--dry-run]
     gunship-release APP stop-gracefully SLOT   (for app servers whose graceful stop is not a signal)
     gunship-release APP prune --keep N [--keep-release RELEASE ...] [--dry-run]
@@ -1489,6 +1490,7 @@ def main(argv: list[str] | None = None) -> int:
     lock.add_argument("--dry-run", action="store_true", help="report, without taking the lock")
     lock.add_argument("--settings", help="cycle.json's new content, written under the lock")
     lock.add_argument("--fingerprint", help="also report whether the host is settled with this fingerprint")
+    commands.add_parser("settled").add_argument("--fingerprint", required=True)
     unlock = commands.add_parser("unlock")
     unlock.add_argument("--dry-run", action="store_true")
     unlock.add_argument("--settle", metavar="FINGERPRINT", help="first record the host as settled")
@@ -1593,6 +1595,9 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
                 | live_state(cycle)
             )
         )
+    elif args.command == "settled":
+        # Read without the lock: a held lock (a deploy or a rollback under way) is an answer of its own.
+        print(json.dumps({"settled": read_lock(cycle) is None and is_settled(cycle, args.fingerprint)}))
     elif args.command == "unlock":
         held = read_lock(cycle)
         if args.settle and not args.dry_run:
