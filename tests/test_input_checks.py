@@ -36,7 +36,8 @@ def checks_playbook(root: Path) -> Path:
     for play in checks:
         play["become"] = False
     (root / "playbooks").mkdir(parents=True)
-    (root / "playbooks" / "group_vars").symlink_to(PROJECT / "playbooks" / "group_vars")
+    for shared in ("group_vars", "tasks"):  # the variables and the tasks files the plays read
+        (root / "playbooks" / shared).symlink_to(PROJECT / "playbooks" / shared)
     playbook = root / "playbooks" / "checks.yml"
     playbook.write_text(yaml.safe_dump(checks, sort_keys=False))
     return playbook
