@@ -25,7 +25,8 @@ def test_a_killed_master_comes_back_and_loses_no_request(container: str, node: t
     assert eventually(lambda: master_pid(node) not in (0, before), 45), journal(node, unit)
     after, workers = master_pid(node), configured_workers(node)
     assert eventually(lambda: len(worker_pids(node, after)) == workers, 45), journal(node, unit)
-    assert slot_running(node, unit)
+    # supervisord says STARTING until the program has run for startsecs: RUNNING comes after.
+    assert eventually(lambda: slot_running(node, unit), 15), journal(node, unit)
     assert eventually(lambda: fetch(container, "/healthz").status == 200, 30), journal(node, unit)
 
 
