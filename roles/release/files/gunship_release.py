@@ -11,7 +11,7 @@ runs on the host's own python3.
                                          [--prune KEEP [--keep-release RELEASE ...]]
                                          [--unlock [--settle F]]
     gunship-release APP rollback [--to RELEASE] [--by WHO] [--force] [--dry-run]
-    gunship-release APP lock --holder WHO [--python PATH] [--settings JSON] [--fingerprint F] [--dry-run]
+    gunship-release APP lock --holder WHO [--python PATH] [--settings JSON] [--dry-run]
     gunship-release APP unlock [--settle F] [--dry-run]
     gunship-release APP settled --fingerprint F   (whether the last deploy left the host so)
     gunship-release APP scale (+N|-N) [--dry-run]
@@ -856,9 +856,10 @@ def audit(cycle: Cycle, **entry: Any) -> None:
 # fingerprint of its inputs: Gunship's own files, the host's settings and facts, see the release
 # role's vars) and what it left: every file the roles ensure (the manifest), the live release
 # and whether its slot runs it, Nginx running, the maintenance page. A later deploy with the same
-# fingerprint that finds the host as it was left has nothing to do there: the lock says so
-# (settled), and the run skips the host's staging and its switch. Anything changed by hand (a
-# file, a stopped service, a rollback) makes the host unsettled: the next deploy runs in full.
+# fingerprint that finds the host as it was left has nothing to do there: asked before the run
+# changes anything (settled), the host says so, and the run leaves it alone. Anything changed by
+# hand (a file, a stopped service, a rollback) makes the host unsettled: the next deploy runs in
+# full. A run that takes the lock forgets the record first: if it fails half-way, none is left.
 def file_state(path: str, whole: bool) -> str:
     try:
         st = os.lstat(path)
@@ -1489,7 +1490,6 @@ def main(argv: list[str] | None = None) -> int:
     lock.add_argument("--python", help="also report what this Python on the host is")
     lock.add_argument("--dry-run", action="store_true", help="report, without taking the lock")
     lock.add_argument("--settings", help="cycle.json's new content, written under the lock")
-    lock.add_argument("--fingerprint", help="also report whether the host is settled with this fingerprint")
     commands.add_parser("settled").add_argument("--fingerprint", required=True)
     unlock = commands.add_parser("unlock")
     unlock.add_argument("--dry-run", action="store_true")
@@ -1583,18 +1583,11 @@ def run(cycle: Cycle, args: argparse.Namespace) -> int:
                 if not args.dry_run:  # refused: nothing of the run's is left behind
                     cycle.lock_file.unlink(missing_ok=True)
                 raise
-        # Changed settings are a change to make; a run that is not settled may fail half-way.
-        settled = bool(args.fingerprint) and not changed and is_settled(cycle, args.fingerprint)
-        if not settled and not args.dry_run:
+        # The run may fail half-way: the record of the last deploy's end goes first.
+        if not args.dry_run:
             cycle.settled_file.unlink(missing_ok=True)
-        print(
-            json.dumps(
-                {"locked": not args.dry_run, "settings_changed": changed, "settled": settled}
-                | ({"fingerprint": args.fingerprint} if args.fingerprint else {})
-                | target
-                | live_state(cycle)
-            )
-        )
+        answer = {"locked": not args.dry_run, "settings_changed": changed}
+        print(json.dumps(answer | target | live_state(cycle)))
     elif args.command == "settled":
         # Read without the lock: a held lock (a deploy or a rollback under way) is an answer of its own.
         print(json.dumps({"settled": read_lock(cycle) is None and is_settled(cycle, args.fingerprint)}))
