@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -126,45 +126,36 @@ def wheel_metadata(wheel: Path) -> tuple[str, str]:
     return fields["Name"].strip(), fields["Version"].strip()
 
 
-def tree_digest(tree: Path, ignore: frozenset[str] = frozenset()) -> str:
+def tree_digest(tree: Path, ignore: Callable[[str, list[str]], set[str]] | None = None) -> str:
     """sha256 over every path, link target, executable bit and file content under `tree`, but
-    for what is inside a directory named in `ignore`."""
+    for what `ignore` leaves out (a shutil.ignore_patterns, as copytree reads it)."""
     digest = hashlib.sha256()
-    for path in sorted(tree.rglob("*")):
-        relative = path.relative_to(tree).as_posix()
-        if ignore.intersection(path.relative_to(tree).parts):
-            continue
-        if path.is_symlink():
-            digest.update(f"L {relative} -> {os.readlink(path)}\n".encode())
-        elif path.is_file():
-            executable = "x" if os.access(path, os.X_OK) else "-"
-            digest.update(f"F {relative} {executable} {sha256_of(path)}\n".encode())
-        else:
-            digest.update(f"D {relative}\n".encode())
-    return digest.hexdigest()
-
-
-def source_digest(source: Path) -> str:
-    """sha256 over the app's source tree as build_wheel copies it (IGNORED left out)."""
-    digest = hashlib.sha256()
-    for top, dirs, files in os.walk(source):
-        ignored = IGNORED(top, dirs + files)
-        dirs[:] = sorted(d for d in dirs if d not in ignored)
-        for name in sorted(f for f in files if f not in ignored):
+    for top, dirs, files in os.walk(tree):
+        left_out = ignore(top, dirs + files) if ignore else set()
+        dirs[:] = sorted(name for name in dirs if name not in left_out)
+        for name in sorted([*dirs, *(name for name in files if name not in left_out)]):
             path = Path(top, name)
-            relative = path.relative_to(source).as_posix()
-            state = f"-> {os.readlink(path)}" if path.is_symlink() else sha256_of(path)
-            digest.update(f"{relative} {os.access(path, os.X_OK)} {state}\n".encode())
+            relative = path.relative_to(tree).as_posix()
+            if path.is_symlink():
+                digest.update(f"L {relative} -> {os.readlink(path)}\n".encode())
+            elif path.is_dir():
+                digest.update(f"D {relative}\n".encode())
+            elif path.is_file():
+                executable = "x" if os.access(path, os.X_OK) else "-"
+                digest.update(f"F {relative} {executable} {sha256_of(path)}\n".encode())
+            else:  # a socket or a pipe: never read
+                digest.update(f"S {relative}\n".encode())
     return digest.hexdigest()
 
 
 def paths_digest(paths: Sequence[Path], source: Path | None = None) -> str:
     digest = hashlib.sha256()
     if source is not None:
-        digest.update(f"source {source_digest(source)}\n".encode())
+        # The app's source tree as build_wheel copies it.
+        digest.update(f"source {tree_digest(source, IGNORED)}\n".encode())
     for path in paths:
         if path.is_dir():
-            state = tree_digest(path, frozenset({"__pycache__"}))
+            state = tree_digest(path, shutil.ignore_patterns("__pycache__"))
         else:
             state = sha256_of(path) if path.is_file() else "missing"
         digest.update(f"{path.resolve()} {state}\n".encode())
