@@ -534,6 +534,32 @@ def cluster(data: dict, docs: Path) -> list[str]:
                 )
                 + " |"
             )
+    floors = data.get("floor_ratios_to_one_host")
+    if floors:
+        cores = data["machine"]["cores"]
+        lines += [
+            "",
+            "The floor of each run: the CPU seconds the whole machine was busy (the control node, the",
+            f"app hosts' containers, the load balancer), over its {cores} cores: the least wall time any",
+            "schedule of the same work could take on this machine. Each cell: the control node's and",
+            "the app hosts' CPU seconds, the machine's, and that floor against one app host's wall time",
+            "(the ratio no faster playbook could get under here without doing less work per host; on",
+            "real hosts, each app host's share runs on its own CPUs).",
+            "",
+            "| app hosts | " + " | ".join(CLUSTER_STEPS.values()) + " |",
+            "| --- " * (len(CLUSTER_STEPS) + 1) + "|",
+        ]
+        for n in counts:
+            cpu = data["app_hosts"][n]["cpu"]
+            lines.append(
+                f"| {n} | "
+                + " | ".join(
+                    f"{cpu[step]['control_cpu_s']:.0f} + {cpu[step]['app_hosts_cpu_s']:.0f} of"
+                    f" {cpu[step]['machine_cpu_s']:.0f} CPU s: floor {floors[n][step]:.2f}x"
+                    for step in CLUSTER_STEPS
+                )
+                + " |"
+            )
     lines.append("")
     return lines
 
