@@ -76,9 +76,9 @@ def test_a_deploy_and_a_rollback_under_load_fail_no_request(second_release, node
         assert fetch(name, "/version").json()["version"] == "1.2.0"
 
 
-def test_check_mode_shows_what_would_change_and_changes_nothing(nodes) -> None:
+def test_check_mode_shows_what_would_change_and_changes_nothing(nodes, tmp_path_factory) -> None:
     """`--check --diff`, as a user previews a change: the site's new line is shown, a new secret
-    value never is, and nothing on the hosts changes."""
+    value never is, the new release is named, and nothing on the hosts changes."""
     site = "/etc/nginx/sites-available/gunship-example.conf"
     env = "/srv/gunship-example/shared/env"
     before = {
@@ -86,15 +86,25 @@ def test_check_mode_shows_what_would_change_and_changes_nothing(nodes) -> None:
         for name, node in nodes.items()
     }
     secret = "check-mode-secret-4f1c"
-    changes = {"nginx_client_max_body_size": "23m", "app_env": {"GUNSHIP_SECRET_TOKEN": secret}}
+    source = versioned_source(tmp_path_factory.mktemp("src"), "1.9.0")
+    changes = {
+        "nginx_client_max_body_size": "23m",
+        "app_env": {"GUNSHIP_SECRET_TOKEN": secret},
+        "app_source": str(source),
+    }
     run = deploy("--check", "--diff", "--extra-vars", json.dumps(changes))
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     assert "+    client_max_body_size 23m;" in output
     assert secret not in output
+    assert "(gunship-example 1.9.0)" in output, output[-3000:]
+    for name in nodes:
+        assert f"{name} would install release " in output
     assert "changed=0" not in output
     after = {
         name: (node.file(site).sha256sum, node.file(env).sha256sum, live_record(node)["id"])
         for name, node in nodes.items()
     }
     assert after == before
+    for name in nodes:
+        assert fetch(name, "/version").json()["version"] != "1.9.0"
