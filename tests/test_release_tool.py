@@ -274,6 +274,17 @@ def test_a_host_changed_since_its_last_deploy_is_not_settled(cycle, state_dir, c
     assert not tool.is_settled(cycle, "f1")
 
 
+def test_a_host_upgraded_or_resized_in_place_is_not_settled(cycle, state_dir, monkeypatch) -> None:
+    """The control node's fingerprint has no facts (they are gathered only on a host that is not
+    settled): the host adds its own, such as the CPUs the workers' default count reads."""
+    add_release(cycle, "r1", "2026-01-01T00:00:00Z")
+    go_live(cycle, "r1")
+    tool.settle(cycle, "f1")
+    assert tool.is_settled(cycle, "f1")
+    monkeypatch.setattr(tool.os, "cpu_count", lambda: 64)
+    assert not tool.is_settled(cycle, "f1")
+
+
 def test_a_switch_to_another_release_unsettles_the_host(cycle, state_dir) -> None:
     """A rollback by hand: the live slot runs another release."""
     for rid, day in (("r1", "01"), ("r2", "02")):

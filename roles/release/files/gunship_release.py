@@ -901,17 +901,45 @@ def observed(cycle: Cycle) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def host_facts() -> str:
+    """What the roles read of the host, read here: deploy.yml gathers Ansible's facts only on a
+    host that is not settled. Its distribution, machine, Python and CPUs (the workers' default
+    count): a host upgraded or resized in place is not settled."""
+
+    def text(path: str) -> str:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return ""
+
+    topology = {"physical id", "core id", "cpu cores", "siblings"}
+    cpus = sorted(
+        {line for line in text("/proc/cpuinfo").splitlines() if line.split(":")[0].strip() in topology}
+    )
+    usable = len(os.sched_getaffinity(0))
+    return json.dumps(
+        [text("/etc/os-release"), os.uname().machine, sys.version, os.cpu_count(), usable, cpus]
+    )
+
+
+def fingerprint_here(fingerprint: str) -> str:
+    """The control node's fingerprint of the run's inputs, with the host's own facts."""
+    return hashlib.sha256(f"{fingerprint}\n{host_facts()}".encode()).hexdigest()
+
+
 def is_settled(cycle: Cycle, fingerprint: str) -> bool:
     try:
         record = json.loads(cycle.settled_file.read_text())
     except (OSError, ValueError):
         return False
-    return record.get("fingerprint") == fingerprint and record.get("observed") == observed(cycle)
+    return record.get("fingerprint") == fingerprint_here(fingerprint) and record.get("observed") == observed(
+        cycle
+    )
 
 
 def settle(cycle: Cycle, fingerprint: str) -> None:
     """Record, at the end of a deploy that went well, what it was asked and what it left."""
-    record = {"fingerprint": fingerprint, "observed": observed(cycle), "at": now()}
+    record = {"fingerprint": fingerprint_here(fingerprint), "observed": observed(cycle), "at": now()}
     cycle.settled_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(cycle.settled_file, json.dumps(record) + "\n", 0o600)
 
