@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -469,6 +470,15 @@ CLUSTER_STEPS = {
 }
 
 
+def cluster_table(counts: list[str], cell: Callable[[str, str], str]) -> list[str]:
+    """A table of the cluster's steps: a row per count of app hosts, cell(count, step) in each."""
+    return [
+        "| app hosts | " + " | ".join(CLUSTER_STEPS.values()) + " |",
+        "| --- " * (len(CLUSTER_STEPS) + 1) + "|",
+        *(f"| {n} | " + " | ".join(cell(n, step) for step in CLUSTER_STEPS) + " |" for n in counts),
+    ]
+
+
 def cluster(data: dict, docs: Path) -> list[str]:
     counts = sorted(data["app_hosts"], key=int)
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -508,12 +518,10 @@ def cluster(data: dict, docs: Path) -> list[str]:
     ratios = data.get("ratios_to_one_host")
     if ratios:
         lines += ["", "Median against one app host, in the same run:", ""]
-        lines.append("| app hosts | " + " | ".join(CLUSTER_STEPS.values()) + " |")
-        lines.append("| --- " * (len(CLUSTER_STEPS) + 1) + "|")
-        for n in counts:
-            lines.append(f"| {n} | " + " | ".join(f"{ratios[n][step]:.2f}x" for step in CLUSTER_STEPS) + " |")
-    if all("cpu" in data["app_hosts"][n] for n in counts):
-        cores = data["machine"]["cores"]
+        lines += cluster_table(counts, lambda n, step: f"{ratios[n][step]:.2f}x")
+    cores = data["machine"]["cores"]
+    cpu = {n: data["app_hosts"][n].get("cpu") for n in counts}
+    if all(cpu.values()):
         lines += [
             "",
             "Where the CPU went (median run): the control node's CPU seconds (ansible-playbook, its forks",
@@ -521,22 +529,15 @@ def cluster(data: dict, docs: Path) -> list[str]:
             "containers included). Near 100% busy, a run is bound by this machine's CPU: the control node",
             "and every app host share its cores, so more hosts cannot run at once any faster.",
             "",
-            "| app hosts | " + " | ".join(CLUSTER_STEPS.values()) + " |",
-            "| --- " * (len(CLUSTER_STEPS) + 1) + "|",
         ]
-        for n in counts:
-            cpu = data["app_hosts"][n]["cpu"]
-            lines.append(
-                f"| {n} | "
-                + " | ".join(
-                    f"{cpu[step]['control_cpu_s']:.0f} CPU s, {cpu[step]['cores_busy']:.0%} busy"
-                    for step in CLUSTER_STEPS
-                )
-                + " |"
-            )
+        lines += cluster_table(
+            counts,
+            lambda n, step: (
+                f"{cpu[n][step]['control_cpu_s']:.0f} CPU s, {cpu[n][step]['cores_busy']:.0%} busy"
+            ),
+        )
     floors = data.get("floor_ratios_to_one_host")
     if floors:
-        cores = data["machine"]["cores"]
         lines += [
             "",
             "The floor of each run: the CPU seconds the whole machine was busy (the control node, the",
@@ -546,20 +547,14 @@ def cluster(data: dict, docs: Path) -> list[str]:
             "(the ratio no faster playbook could get under here without doing less work per host; on",
             "real hosts, each app host's share runs on its own CPUs).",
             "",
-            "| app hosts | " + " | ".join(CLUSTER_STEPS.values()) + " |",
-            "| --- " * (len(CLUSTER_STEPS) + 1) + "|",
         ]
-        for n in counts:
-            cpu = data["app_hosts"][n]["cpu"]
-            lines.append(
-                f"| {n} | "
-                + " | ".join(
-                    f"{cpu[step]['control_cpu_s']:.0f} + {cpu[step]['app_hosts_cpu_s']:.0f} of"
-                    f" {cpu[step]['machine_cpu_s']:.0f} CPU s: floor {floors[n][step]:.2f}x"
-                    for step in CLUSTER_STEPS
-                )
-                + " |"
-            )
+        lines += cluster_table(
+            counts,
+            lambda n, step: (
+                f"{cpu[n][step]['control_cpu_s']:.0f} + {cpu[n][step]['app_hosts_cpu_s']:.0f} of"
+                f" {cpu[n][step]['machine_cpu_s']:.0f} CPU s: floor {floors[n][step]:.2f}x"
+            ),
+        )
     lines.append("")
     return lines
 
