@@ -141,11 +141,10 @@ def deploy(
     hosts = sum(map(container_cpu_s, app_hosts)) - hosts_before
     control = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     busy = (busy_after - busy_before) / max(1, total_after - total_before)
-    cores = os.cpu_count() or 1
     used = {
         "control_cpu_s": round(control, 1),
         "app_hosts_cpu_s": round(hosts, 1),
-        "machine_cpu_s": round(busy * cores * seconds, 1),  # the busy jiffies, in seconds
+        "machine_cpu_s": round((busy_after - busy_before) / os.sysconf("SC_CLK_TCK"), 1),
         "cores_busy": round(busy, 2),
     }
     return seconds, changed, used
